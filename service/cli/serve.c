@@ -1,0 +1,121 @@
+/* `adsmith serve`: load the configuration, open storage, run the server. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adsmith/app.h"
+#include "adsmith/cli.h"
+#include "adsmith/config.h"
+#include "adsmith/http.h"
+#include "adsmith/log.h"
+#include "adsmith/metrics.h"
+#include "adsmith/server.h"
+#include "adsmith/store.h"
+#include "adsmith/version.h"
+
+extern char **environ;
+
+static void serve_usage(void)
+{
+    char mem[8192];
+    struct buf b;
+
+    buf_init(&b, mem, sizeof(mem));
+    cfg_usage(&b);
+    printf("usage: adsmith serve [OPTIONS]\n\n"
+           "Runs the daemon: HTTP/1.1, h2c (prior knowledge and Upgrade) and, with a\n"
+           "certificate, HTTP/2 over TLS. SIGTERM/SIGINT drain and stop; SIGHUP reloads.\n"
+           "Each option can also come from the environment or the config file\n"
+           "(precedence: flag > env > file > default).\n\noptions:\n%s",
+           b.base);
+}
+
+static void serve_log_failure(const char *what, int rc, const struct ads_diag *d)
+{
+    struct lg_rec r;
+
+    lg_begin(&r, LG_ERROR, what);
+    lg_str(&r, "error", ads_err_name(rc));
+    lg_str(&r, "detail", d->message);
+    lg_end(&r);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct cfg cfg;
+    struct ads_diag d = {{0}, {0}};
+    struct store_open_info info;
+    struct store *store = NULL;
+    struct metrics *metrics = NULL;
+    struct srv *srv = NULL;
+    struct app app;
+    struct lg_rec r;
+    size_t nroutes;
+    int rc, status = 1;
+
+    if ((rc = cfg_load(&cfg, argc, argv, environ, &d)) != 0) {
+        fprintf(stderr, "adsmith serve: %s\n", d.message);
+        return 2;
+    }
+    if (cfg.want_help || cfg.want_print) {
+        if (cfg.want_help) {
+            serve_usage();
+        } else {
+            char mem[16384];
+            struct buf b;
+            buf_init(&b, mem, sizeof(mem));
+            cfg_print(&cfg, &b);
+            fputs(b.base, stdout);
+        }
+        cfg_done(&cfg);
+        return 0;
+    }
+    lg_set_level((enum lg_level)cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    lg_begin(&r, LG_INFO, "starting");
+    lg_str(&r, "version", ADS_VERSION);
+    lg_str(&r, "commit", ADS_COMMIT);
+    lg_str(&r, "data_dir", cfg.data_dir);
+    lg_uint(&r, "threads", cfg.threads);
+    lg_end(&r);
+
+    if ((rc = store_open(cfg.data_dir, cfg.map_size, &d, &info, &store)) != 0) {
+        serve_log_failure("cannot open storage", rc, &d);
+        goto out;
+    }
+    lg_begin(&r, LG_INFO, "storage open");
+    lg_str(&r, "data_dir", cfg.data_dir);
+    lg_uint(&r, "schema", info.schema);
+    lg_bool(&r, "created", info.created);
+    lg_int(&r, "stale_readers_cleared", info.stale_readers_cleared);
+    lg_end(&r);
+
+    http_routes(&nroutes);
+    if ((rc = met_new(cfg.threads, http_route_labels(), nroutes, &metrics)) != 0) {
+        d.message[0] = '\0';
+        serve_log_failure("cannot allocate metrics", rc, &d);
+        goto out;
+    }
+    app = (struct app){.cfg = &cfg, .store = store, .metrics = metrics, .started_at = (int64_t)time(NULL)};
+    if ((rc = srv_new(&app, &d, &srv)) != 0) {
+        serve_log_failure("cannot start the server", rc, &d);
+        status = rc == ADS_ECONFIG ? 2 : 1;
+        goto out;
+    }
+    if ((rc = srv_run(srv)) != 0) {
+        /* Connections the deadline cut off still reference server memory; leave
+         * it to the kernel instead of freeing it under them. */
+        _exit(1);
+    }
+    status = 0;
+
+out:
+    srv_free(srv);
+    met_free(metrics);
+    store_free(store);
+    cfg_done(&cfg);
+    return status;
+}

@@ -1,0 +1,67 @@
+#include <h2o/version.h>
+#include <inttypes.h>
+#include <lmdb.h>
+
+#include "adsmith/handlers.h"
+#include "adsmith/store.h"
+#include "adsmith/version.h"
+
+void ops_healthz(struct http_req *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    http_send_json(r, 200, body, sizeof(body) - 1);
+}
+
+void ops_readyz(struct http_req *r)
+{
+    static const char body[] = "{\"status\":\"ready\",\"checks\":{\"storage\":\"ok\"}}";
+    struct store_stats st;
+    int rc;
+
+    if (atomic_load(&r->app->draining)) {
+        http_send_error(r, ADS_ESHUTTING_DOWN, NULL, "the server is draining connections before it stops");
+        return;
+    }
+    if ((rc = store_stats(r->app->store, &st)) != 0) {
+        http_send_error(r, ADS_ENOT_READY, NULL, "storage check failed: %s", ads_err_message(rc));
+        return;
+    }
+    http_send_json(r, 200, body, sizeof(body) - 1);
+}
+
+void ops_metrics(struct http_req *r)
+{
+    struct app *app = r->app;
+    size_t cap = met_render_bound(app->metrics) + 4096;
+    char *mem = h2o_mem_alloc_pool(&r->req->pool, cap);
+    struct store_stats st = {0};
+    struct buf b;
+
+    buf_init(&b, mem, cap);
+    met_render(app->metrics, &b);
+    store_stats(app->store, &st);
+    buf_printf(&b,
+               "# HELP adsmith_connections_open Client connections open.\n"
+               "# TYPE adsmith_connections_open gauge\nadsmith_connections_open %ld\n"
+               "# HELP adsmith_lmdb_map_size_bytes LMDB map size.\n"
+               "# TYPE adsmith_lmdb_map_size_bytes gauge\nadsmith_lmdb_map_size_bytes %" PRIu64 "\n"
+               "# HELP adsmith_lmdb_map_used_bytes LMDB map in use (last page + 1, times the page size).\n"
+               "# TYPE adsmith_lmdb_map_used_bytes gauge\nadsmith_lmdb_map_used_bytes %" PRIu64 "\n"
+               "# HELP adsmith_lmdb_readers LMDB reader slots in use.\n"
+               "# TYPE adsmith_lmdb_readers gauge\nadsmith_lmdb_readers %" PRIu32 "\n"
+               "# HELP adsmith_reloads_total SIGHUP reloads handled.\n"
+               "# TYPE adsmith_reloads_total counter\nadsmith_reloads_total %lu\n"
+               "# HELP adsmith_start_time_seconds Unix time the process started.\n"
+               "# TYPE adsmith_start_time_seconds gauge\nadsmith_start_time_seconds %" PRId64 "\n"
+               "# HELP adsmith_build_info Build information.\n"
+               "# TYPE adsmith_build_info gauge\n"
+               "adsmith_build_info{version=\"%s\",commit=\"%s\",h2o=\"%s\",lmdb=\"%d.%d.%d\"} 1\n",
+               atomic_load(&app->connections), st.map_size, st.map_used, st.readers, atomic_load(&app->reloads),
+               app->started_at, ADS_VERSION, ADS_COMMIT, H2O_VERSION, MDB_VERSION_MAJOR, MDB_VERSION_MINOR,
+               MDB_VERSION_PATCH);
+    if (b.overflow) {
+        http_send_error(r, ADS_EINTERNAL, NULL, "the metrics text outgrew its buffer");
+        return;
+    }
+    http_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.base, b.len);
+}
