@@ -5,7 +5,8 @@
  * setting NAME is read, highest precedence first, from:
  *   1. the command line:   --NAME-WITH-DASHES VALUE  or  --NAME-WITH-DASHES=VALUE
  *   2. the environment:    ADSMITH_NAME_IN_CAPITALS=VALUE
- *   3. the config file:    NAME = VALUE   (one per line, '#' or ';' starts a comment)
+ *   3. the config file:    NAME = VALUE   (one per line; a line starting with '#' or ';'
+ *                          is a comment, and so is the rest of a line after " ;")
  *   4. the built-in default.
  * A list setting (listen) set on a layer replaces the whole list of the layers
  * below; within one layer, repeating it appends (a comma-separated value

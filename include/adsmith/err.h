@@ -41,6 +41,13 @@ enum ads_err {
 #undef ADS_ERR_ENUM_
 };
 
+/* Number of adsmith error codes: they run from -(ADS_ERR_BASE + 1) to -(ADS_ERR_BASE + ADS_ERR_COUNT). */
+enum {
+#define ADS_ERR_ONE_(name, num, str, msg) +1
+    ADS_ERR_COUNT = 0 ADS_ERR_MAP(ADS_ERR_ONE_)
+#undef ADS_ERR_ONE_
+};
+
 /**
  * Stable, machine-readable name of an error code ("not_found", ...).
  * For a negative errno value returns "errno"; for 0 returns "ok"; for any other

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "adsmith/app.h"
+#include "adsmith/err.h"
 #include "adsmith/metrics.h"
 
 /** One routed request; allocated from the request's pool, lives as long as the request. */
@@ -41,7 +42,13 @@ struct http_route {
 const struct http_route *http_routes(size_t *ret_count);
 const struct met_route *http_route_labels(void);
 
-/** HTTP status for an error code (one table for the whole service). */
+/**
+ * Looks up the HTTP status of an error code in the service's one status table.
+ * Returns 0, or ADS_ENOT_FOUND when the table has no entry (e.g. an errno value).
+ */
+int http_status_lookup(int err, int *ret_status);
+
+/** HTTP status for an error code: the table's entry, or 500 when it has none. */
 int http_status_of(int err);
 
 /**

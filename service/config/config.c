@@ -513,7 +513,8 @@ void cfg_print(const struct cfg *c, struct buf *out)
         const struct cfg_setting *s = &cfg_settings[i];
         buf_printf(out, "%s%s = ", s->no_file ? "# " : "", s->name);
         cfg_print_value(c, s, out);
-        buf_printf(out, "    # %s\n", cfg_source_names[c->source[i]]);
+        /* inih takes " ;" as the start of an inline comment (not " #"). */
+        buf_printf(out, "    ; %s\n", cfg_source_names[c->source[i]]);
     }
 }
 

@@ -8,8 +8,8 @@
 #include "adsmith/config.h"
 #include "adsmith/log.h"
 
-/* The one table from error code to HTTP status. A unit test checks that every
- * code of ADS_ERR_MAP appears here. */
+/* The one table from error code to HTTP status. tests/http/test_status.c
+ * checks that every code of ADS_ERR_MAP appears here. */
 static const struct {
     int err;
     int status;
@@ -20,13 +20,21 @@ static const struct {
     {ADS_ESHUTTING_DOWN, 503},   {ADS_EINTERNAL, 500},   {ADS_EHTTP_ERROR, 400},
 };
 
-int http_status_of(int err)
+int http_status_lookup(int err, int *ret_status)
 {
     for (size_t i = 0; i < sizeof(http_status_table) / sizeof(http_status_table[0]); i++) {
-        if (http_status_table[i].err == err)
-            return http_status_table[i].status;
+        if (http_status_table[i].err == err) {
+            *ret_status = http_status_table[i].status;
+            return 0;
+        }
     }
-    return 500;
+    return ADS_ENOT_FOUND;
+}
+
+int http_status_of(int err)
+{
+    int status;
+    return http_status_lookup(err, &status) == 0 ? status : 500;
 }
 
 static const char *http_reason(int status)
