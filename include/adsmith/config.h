@@ -83,7 +83,8 @@ const char *cfg_setting_default(size_t i);
 
 /**
  * Parses "ADDR:PORT" ("127.0.0.1:8080", "[::1]:8080", "localhost:8080") into a socket address.
- * Host names are resolved with getaddrinfo (first result). Returns 0 or ADS_EINVAL.
+ * ADDR is a numeric IPv4 or IPv6 address, or "localhost" (127.0.0.1); no DNS lookup is made.
+ * Returns 0 or ADS_EINVAL.
  */
 int cfg_parse_addr(const char *s, struct sockaddr_storage *ret_addr, socklen_t *ret_len);
 

@@ -182,10 +182,14 @@ int cfg_parse_addr(const char *s, struct sockaddr_storage *ret_addr, socklen_t *
     if (cfg_parse_uint(port, &portnum) != 0 || portnum > 65535)
         return ADS_EINVAL;
 
+    /* Numeric addresses only (and "localhost"): resolving names at start-up
+     * would make the listen set depend on DNS. */
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST;
     if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
         return ADS_EINVAL;
     memcpy(ret_addr, res->ai_addr, res->ai_addrlen);
@@ -240,8 +244,9 @@ static int cfg_set(struct cfg_loader *L, const struct cfg_setting *s, const char
             item[end] = '\0';
             if (cfg_parse_addr(item, &ss, &sl) != 0)
                 return ads_diag_set(L->diag, ADS_ECONFIG, ptr,
-                                    "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080 or [::1]:8080, port 0-65535)", s->name,
-                                    item);
+                                    "%s: '%s' is not ADDR:PORT with a numeric address or localhost "
+                                    "(e.g. 127.0.0.1:8080 or [::1]:8080, port 0-65535)",
+                                    s->name, item);
             if (c->nlisten == CFG_MAX_LISTEN)
                 return ads_diag_set(L->diag, ADS_ECONFIG, ptr, "%s: at most %d addresses", s->name, CFG_MAX_LISTEN);
             if ((c->listen[c->nlisten] = strdup(item)) == NULL)

@@ -132,6 +132,7 @@ Test(config, bad_values_name_the_setting_and_the_fix)
         {{"--listen", "localhost", NULL}, "/listen", "ADDR:PORT"},
         {{"--listen", "127.0.0.1:70000", NULL}, "/listen", "ADDR:PORT"},
         {{"--listen", "[::1:80", NULL}, "/listen", "ADDR:PORT"},
+        {{"--listen", "example.com:80", NULL}, "/listen", "ADDR:PORT"},
         {{"--log-level", "loud", NULL}, "/log_level", "debug, info, warn, error"},
         {{"--access-log=maybe", NULL}, "/access_log", "boolean"},
         {{"--tls-cert", "/x.pem", NULL}, "/tls_key", "set together"},

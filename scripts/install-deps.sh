@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian (bookworm) packages adsmith needs, only those missing.
+# Used by scripts/serve.sh, scripts/test.sh and the Dockerfile, so the three
+# cannot drift apart.
+#
+#   scripts/install-deps.sh SET...     SET: runtime, build, test
+set -euo pipefail
+
+runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libssl3 ca-certificates curl)
+build=(gcc libc6-dev pkg-config meson ninja-build git
+       libh2o-evloop-dev libssl-dev liblmdb-dev libmsgpack-dev libinih-dev)
+test=(libcriterion-dev libcurl4-openssl-dev libcjson-dev openssl curl lmdb-utils)
+
+want=()
+for set in "$@"; do
+  case "$set" in
+    runtime) want+=("${runtime[@]}") ;;
+    build) want+=("${runtime[@]}" "${build[@]}") ;;
+    test) want+=("${test[@]}") ;;
+    *) echo "install-deps: unknown set '$set' (runtime, build, test)" >&2; exit 2 ;;
+  esac
+done
+[ ${#want[@]} -gt 0 ] || { echo "usage: $0 runtime|build|test..." >&2; exit 2; }
+
+missing=()
+for p in "${want[@]}"; do
+  if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
+    case " ${missing[*]-} " in *" $p "*) ;; *) missing+=("$p") ;; esac
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root, or install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# README command 2: install what is missing, check style, build and run every
+# test, then build again with AddressSanitizer + UndefinedBehaviorSanitizer and
+# run the same tests. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh build test
+scripts/check-style.sh
+
+run_suite() { # build-dir, meson options...
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  meson compile -C "$dir"
+  meson test -C "$dir" --print-errorlogs
+}
+
+status=0
+run_suite build -Dtests=true || status=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_suite build-asan -Dtests=true -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || status=1
+
+# One closing line over both builds, counting Criterion's test cases.
+awk -F'|' '/Synthesis: Tested:/ {
+    for (i = 1; i <= NF; i++) {
+      if ($i ~ /Passing:/) { split($i, a, ":"); p += a[2] }
+      if ($i ~ /Failing:/) { split($i, a, ":"); f += a[2] }
+      if ($i ~ /Crashing:/) { split($i, a, ":"); f += a[2] }
+    }
+  } END { printf "tests: %d passed, %d failed\n", p, f }' build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt
+exit $status
