@@ -21,7 +21,6 @@ run_suite() { # build-dir, meson options...
 status=0
 run_suite build -Dtests=true || status=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite build-asan -Dtests=true -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || status=1
 
 # One closing line over both builds, counting Criterion's test cases.

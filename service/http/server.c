@@ -329,8 +329,11 @@ static void *srv_worker_main(void *arg)
          * HTTP/2 GOAWAY; with no connection left it has nothing to do, and the
          * context cannot be disposed while it is linked. */
         h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
-        h2o_multithread_unregister_receiver(w->ctx.queue, &w->wake);
+        h2o_multithread_queue_t *queue = w->ctx.queue;
+        h2o_multithread_unregister_receiver(queue, &w->wake);
         h2o_context_dispose(&w->ctx);
+        /* libh2o 2.2.5's evloop build closes the queue's pipe but never frees the queue. */
+        free(queue);
         h2o_evloop_destroy(loop);
     }
     return NULL;
