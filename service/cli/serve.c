@@ -63,7 +63,8 @@ int cli_serve(int argc, char **argv)
         if (cfg.want_help) {
             serve_usage();
         } else {
-            char mem[16384];
+            /* Room for every setting at its longest (four 4 KiB paths, 16 addresses). */
+            static char mem[65536];
             struct buf b;
             buf_init(&b, mem, sizeof(mem));
             cfg_print(&cfg, &b);

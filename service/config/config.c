@@ -326,7 +326,7 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
 
 static int cfg_load_file(struct cfg_loader *L, const char *path)
 {
-    char msg[sizeof(L->diag->message)];
+    char msg[sizeof(L->diag->message)], ptr[sizeof(L->diag->pointer)];
     int line;
 
     L->layer = CFG_SRC_FILE;
@@ -340,7 +340,8 @@ static int cfg_load_file(struct cfg_loader *L, const char *path)
     if (L->diag->message[0] == '\0')
         snprintf(L->diag->message, sizeof(L->diag->message), "expected NAME = VALUE");
     snprintf(msg, sizeof(msg), "%s", L->diag->message);
-    return ads_diag_set(L->diag, ADS_ECONFIG, L->diag->pointer, "%s:%d: %s", path, line, msg);
+    snprintf(ptr, sizeof(ptr), "%s", L->diag->pointer);
+    return ads_diag_set(L->diag, ADS_ECONFIG, ptr, "%s:%d: %s", path, line, msg);
 }
 
 static int cfg_load_env(struct cfg_loader *L, char *const envp[])
