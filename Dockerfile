@@ -22,6 +22,6 @@ VOLUME /var/lib/adsmith/data
 ENV ADSMITH_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+  CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 STOPSIGNAL SIGTERM
 CMD ["adsmith", "serve", "--data-dir", "/var/lib/adsmith/data"]

@@ -1,28 +1,64 @@
 /*
- * app: the handles every request handler may use, shared by all worker threads.
+ * app: the handles every request handler may use, shared by all worker threads,
+ * and the life cycle of storage.
  *
  * Built once by `adsmith serve` before the server starts and torn down after it
- * stops; nothing here changes while workers run, except the atomics.
+ * stops. Storage opens at start; if it cannot (a read-only or full disk, wrong
+ * permissions, a volume not mounted yet) the daemon still serves /healthz,
+ * /readyz answers 503 with the reason, and a background thread retries every
+ * storage_retry_ms. Data that can never be read (a newer schema, a directory
+ * that is not adsmith's) is refused outright.
  */
 #ifndef ADSMITH_APP_H
 #define ADSMITH_APP_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct cfg;
 struct store;
 struct metrics;
+struct app_storage;
 
 struct app {
     const struct cfg *cfg;
-    struct store *store;     /* open for the app's whole life */
     struct metrics *metrics; /* one shard per worker thread */
     int64_t started_at;      /* unix seconds */
     atomic_bool draining;    /* set when shutdown begins: /readyz turns 503 */
     atomic_long connections; /* open client connections, all workers */
     atomic_ulong reloads;    /* SIGHUP reloads handled */
+    _Atomic(struct store *) store; /* read with app_store() */
+    struct app_storage *storage;   /* retry state; private to service/app/app.c */
 };
+
+/**
+ * Opens storage from app->cfg (data_dir, map_size) and logs the outcome.
+ * @return 0 when open;
+ *   ADS_EDATA_TOO_NEW or ADS_EDATA_INVALID when the data can never be read by
+ *   this build (the caller should exit);
+ *   ADS_ESTORAGE (or another code) when it could not open now: a thread then
+ *   retries every storage_retry_ms until it opens or app_storage_close() runs;
+ *   ADS_ENOMEM.
+ * Block the signals the server waits for before calling: the retry thread
+ * inherits the calling thread's signal mask.
+ */
+int app_storage_open(struct app *app);
+
+/** Stops the retry thread (if any) and closes storage. Call after the server stopped. */
+void app_storage_close(struct app *app);
+
+/**
+ * The open store, or NULL while storage is not open. Handlers that need storage
+ * answer 503 not_ready on NULL. The pointer stays valid until app_storage_close().
+ */
+static inline struct store *app_store(struct app *app)
+{
+    return atomic_load_explicit(&app->store, memory_order_acquire);
+}
+
+/** Copies why storage is not open ("" when it is) into @p out. Thread-safe. */
+void app_storage_error(struct app *app, char *out, size_t outsz);
 
 #endif

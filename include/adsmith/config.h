@@ -44,6 +44,7 @@ struct cfg {
     uint32_t idle_timeout_ms;
     uint32_t handshake_timeout_ms;
     uint32_t shutdown_timeout_ms;
+    uint32_t storage_retry_ms;
     uint64_t map_size;
     int log_level; /* enum lg_level */
     bool access_log;

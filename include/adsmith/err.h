@@ -33,7 +33,8 @@
     X(NOT_READY, 12, "not_ready", "the service is not ready to serve")                                                  \
     X(SHUTTING_DOWN, 13, "shutting_down", "the service is shutting down")                                               \
     X(INTERNAL, 14, "internal", "an internal error occurred; it has been logged")                                       \
-    X(HTTP_ERROR, 15, "http_error", "the HTTP request could not be processed")
+    X(HTTP_ERROR, 15, "http_error", "the HTTP request could not be processed")                                          \
+    X(DATA_INVALID, 16, "data_invalid", "the data directory does not hold adsmith data")
 
 enum ads_err {
 #define ADS_ERR_ENUM_(name, num, str, msg) ADS_E##name = -(ADS_ERR_BASE + (num)),

@@ -40,6 +40,13 @@ const char *srv_listen_addr(const struct srv *s, size_t i);
 int srv_on_reload(struct srv *s, void (*fn)(void *arg), void *arg);
 
 /**
+ * Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, so that threads it
+ * creates afterwards inherit the mask and the signals reach only srv_run()'s
+ * sigwait(). Call first thing in the main thread, before creating any thread.
+ */
+void srv_block_signals(void);
+
+/**
  * Starts the workers and blocks, handling signals, until a graceful shutdown
  * finishes. Must be called from the main thread. Returns 0 when every
  * connection closed in time, ADS_ESHUTTING_DOWN when the deadline cut some off.

@@ -12,7 +12,6 @@
 #include "adsmith/log.h"
 #include "adsmith/metrics.h"
 #include "adsmith/server.h"
-#include "adsmith/store.h"
 #include "adsmith/version.h"
 
 extern char **environ;
@@ -32,13 +31,13 @@ static void serve_usage(void)
            b.base);
 }
 
-static void serve_log_failure(const char *what, int rc, const struct ads_diag *d)
+static void serve_log_failure(const char *what, int rc, const char *detail)
 {
     struct lg_rec r;
 
     lg_begin(&r, LG_ERROR, what);
     lg_str(&r, "error", ads_err_name(rc));
-    lg_str(&r, "detail", d->message);
+    lg_str(&r, "detail", detail);
     lg_end(&r);
 }
 
@@ -46,11 +45,9 @@ int cli_serve(int argc, char **argv)
 {
     struct cfg cfg;
     struct ads_diag d = {{0}, {0}};
-    struct store_open_info info;
-    struct store *store = NULL;
     struct metrics *metrics = NULL;
     struct srv *srv = NULL;
-    struct app app;
+    struct app app = {0};
     struct lg_rec r;
     size_t nroutes;
     int rc, status = 1;
@@ -75,6 +72,8 @@ int cli_serve(int argc, char **argv)
     }
     lg_set_level((enum lg_level)cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread exists, so every thread inherits the mask. */
+    srv_block_signals();
 
     lg_begin(&r, LG_INFO, "starting");
     lg_str(&r, "version", ADS_VERSION);
@@ -83,26 +82,21 @@ int cli_serve(int argc, char **argv)
     lg_uint(&r, "threads", cfg.threads);
     lg_end(&r);
 
-    if ((rc = store_open(cfg.data_dir, cfg.map_size, &d, &info, &store)) != 0) {
-        serve_log_failure("cannot open storage", rc, &d);
-        goto out;
-    }
-    lg_begin(&r, LG_INFO, "storage open");
-    lg_str(&r, "data_dir", cfg.data_dir);
-    lg_uint(&r, "schema", info.schema);
-    lg_bool(&r, "created", info.created);
-    lg_int(&r, "stale_readers_cleared", info.stale_readers_cleared);
-    lg_end(&r);
-
     http_routes(&nroutes);
     if ((rc = met_new(cfg.threads, http_route_labels(), nroutes, &metrics)) != 0) {
-        d.message[0] = '\0';
-        serve_log_failure("cannot allocate metrics", rc, &d);
+        serve_log_failure("cannot allocate metrics", rc, "");
         goto out;
     }
-    app = (struct app){.cfg = &cfg, .store = store, .metrics = metrics, .started_at = (int64_t)time(NULL)};
+    app.cfg = &cfg;
+    app.metrics = metrics;
+    app.started_at = (int64_t)time(NULL);
+    /* Storage that cannot open now is retried in the background while the
+     * daemon serves /healthz and reports unready; data it can never read stops it. */
+    rc = app_storage_open(&app);
+    if (rc == ADS_EDATA_TOO_NEW || rc == ADS_EDATA_INVALID || rc == ADS_ENOMEM)
+        goto out;
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
-        serve_log_failure("cannot start the server", rc, &d);
+        serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
         goto out;
     }
@@ -115,8 +109,8 @@ int cli_serve(int argc, char **argv)
 
 out:
     srv_free(srv);
+    app_storage_close(&app);
     met_free(metrics);
-    store_free(store);
     cfg_done(&cfg);
     return status;
 }

@@ -48,6 +48,8 @@ static const struct cfg_setting cfg_settings[] = {
     {"handshake_timeout_ms", CFG_T_UINT, OFF(handshake_timeout_ms), "10000", 100, 600000, false, "MS", "TLS handshake deadline"},
     {"shutdown_timeout_ms", CFG_T_UINT, OFF(shutdown_timeout_ms), "10000", 100, 600000, false, "MS",
      "on SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway"},
+    {"storage_retry_ms", CFG_T_UINT, OFF(storage_retry_ms), "5000", 100, 3600000, false, "MS",
+     "when data_dir cannot be opened (permissions, read-only, full disk), serve unready and retry this often"},
     {"map_size", CFG_T_SIZE, OFF(map_size), "1GiB", 1 * MiB, 1024 * GiB, false, "SIZE",
      "LMDB map size: the most the database can hold (sparse; costs no disk until used)"},
     {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, false, "LEVEL", "debug, info, warn or error"},

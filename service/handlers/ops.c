@@ -15,14 +15,21 @@ void ops_healthz(struct http_req *r)
 void ops_readyz(struct http_req *r)
 {
     static const char body[] = "{\"status\":\"ready\",\"checks\":{\"storage\":\"ok\"}}";
+    struct store *store = app_store(r->app);
     struct store_stats st;
+    char why[256];
     int rc;
 
     if (atomic_load(&r->app->draining)) {
         http_send_error(r, ADS_ESHUTTING_DOWN, NULL, "the server is draining connections before it stops");
         return;
     }
-    if ((rc = store_stats(r->app->store, &st)) != 0) {
+    if (store == NULL) {
+        app_storage_error(r->app, why, sizeof(why));
+        http_send_error(r, ADS_ENOT_READY, NULL, "storage is not open: %s", why);
+        return;
+    }
+    if ((rc = store_stats(store, &st)) != 0) {
         http_send_error(r, ADS_ENOT_READY, NULL, "storage check failed: %s", ads_err_message(rc));
         return;
     }
@@ -34,15 +41,19 @@ void ops_metrics(struct http_req *r)
     struct app *app = r->app;
     size_t cap = met_render_bound(app->metrics) + 4096;
     char *mem = h2o_mem_alloc_pool(&r->req->pool, cap);
+    struct store *store = app_store(app);
     struct store_stats st = {0};
     struct buf b;
 
     buf_init(&b, mem, cap);
     met_render(app->metrics, &b);
-    store_stats(app->store, &st);
+    if (store != NULL)
+        store_stats(store, &st);
     buf_printf(&b,
                "# HELP adsmith_connections_open Client connections open.\n"
                "# TYPE adsmith_connections_open gauge\nadsmith_connections_open %ld\n"
+               "# HELP adsmith_storage_open 1 when the LMDB environment is open.\n"
+               "# TYPE adsmith_storage_open gauge\nadsmith_storage_open %d\n"
                "# HELP adsmith_lmdb_map_size_bytes LMDB map size.\n"
                "# TYPE adsmith_lmdb_map_size_bytes gauge\nadsmith_lmdb_map_size_bytes %" PRIu64 "\n"
                "# HELP adsmith_lmdb_map_used_bytes LMDB map in use (last page + 1, times the page size).\n"
@@ -56,7 +67,7 @@ void ops_metrics(struct http_req *r)
                "# HELP adsmith_build_info Build information.\n"
                "# TYPE adsmith_build_info gauge\n"
                "adsmith_build_info{version=\"%s\",commit=\"%s\",h2o=\"%s\",lmdb=\"%d.%d.%d\"} 1\n",
-               atomic_load(&app->connections), st.map_size, st.map_used, st.readers, atomic_load(&app->reloads),
+               atomic_load(&app->connections), store != NULL, st.map_size, st.map_used, st.readers, atomic_load(&app->reloads),
                app->started_at, ADS_VERSION, ADS_COMMIT, H2O_VERSION, MDB_VERSION_MAJOR, MDB_VERSION_MINOR,
                MDB_VERSION_PATCH);
     if (b.overflow) {

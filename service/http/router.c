@@ -18,6 +18,7 @@ static const struct {
     {ADS_EBODY_TOO_LARGE, 413},  {ADS_EHEADERS_TOO_LARGE, 431}, {ADS_EBAD_REQUEST, 400}, {ADS_ECONFIG, 500},
     {ADS_ESTORAGE, 500},         {ADS_EDATA_TOO_NEW, 500}, {ADS_ESTORAGE_FULL, 507}, {ADS_ENOT_READY, 503},
     {ADS_ESHUTTING_DOWN, 503},   {ADS_EINTERNAL, 500},   {ADS_EHTTP_ERROR, 400},
+    {ADS_EDATA_INVALID, 500},
 };
 
 int http_status_lookup(int err, int *ret_status)

@@ -386,6 +386,21 @@ static void srv_reload(struct srv *s)
     lg_end(&r);
 }
 
+static void srv_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
+void srv_block_signals(void)
+{
+    sigset_t set;
+    srv_signal_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int srv_run(struct srv *s)
 {
     sigset_t set;
@@ -394,11 +409,8 @@ int srv_run(struct srv *s)
     int signo, rc = 0;
 
     /* Workers inherit this mask, so the signals reach only sigwait() below. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    srv_block_signals();
+    srv_signal_set(&set);
     srv_raise_nofile(s->cfg);
 
     pthread_barrier_init(&s->started, NULL, s->nworkers + 1);

@@ -154,8 +154,8 @@ static int store_prepare(struct store *s, const char *dir, struct ads_diag *diag
         rc = ads_diag_set(diag, store_err(rc), "", "cannot read the meta record in %s: %s", dir, mdb_strerror(rc));
         goto abort;
     } else if (store_meta_decode(&val, &schema, writer, sizeof(writer)) != 0) {
-        rc = ads_diag_set(diag, ADS_ESTORAGE, "", "the meta record in %s is unreadable; is this an adsmith data directory?",
-                          dir);
+        rc = ads_diag_set(diag, ADS_EDATA_INVALID, "",
+                          "the meta record in %s is unreadable; is this an adsmith data directory?", dir);
         goto abort;
     } else if (schema > STORE_SCHEMA_VERSION) {
         rc = ads_diag_set(diag, ADS_EDATA_TOO_NEW, "",

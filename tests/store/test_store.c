@@ -139,7 +139,7 @@ Test(store, refuses_an_unreadable_meta_record)
     struct ads_diag d;
 
     raw_put_meta("not msgpack \xc1", 13);
-    cr_assert_eq(store_open(dir, 8u << 20, &d, NULL, &s), ADS_ESTORAGE);
+    cr_assert_eq(store_open(dir, 8u << 20, &d, NULL, &s), ADS_EDATA_INVALID);
     cr_assert_not_null(strstr(d.message, "unreadable"), "%s", d.message);
 }
 

@@ -1,0 +1,150 @@
+#include "adsmith/app.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adsmith/config.h"
+#include "adsmith/log.h"
+#include "adsmith/store.h"
+
+struct app_storage {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled to stop the retry thread */
+    bool stop;
+    bool retrying; /* the retry thread was started */
+    pthread_t tid;
+    char error[256]; /* why storage is not open; "" once it is */
+};
+
+static bool app_storage_permanent(int rc)
+{
+    return rc == ADS_EDATA_TOO_NEW || rc == ADS_EDATA_INVALID;
+}
+
+/* One attempt; publishes the store on success. Returns the store_open() code. */
+static int app_storage_try(struct app *app)
+{
+    struct app_storage *st = app->storage;
+    struct store_open_info info;
+    struct store *s = NULL;
+    struct ads_diag d;
+    struct lg_rec r;
+    int rc;
+
+    rc = store_open(app->cfg->data_dir, app->cfg->map_size, &d, &info, &s);
+    pthread_mutex_lock(&st->mu);
+    if (rc == 0)
+        st->error[0] = '\0';
+    else
+        snprintf(st->error, sizeof(st->error), "%s", d.message);
+    pthread_mutex_unlock(&st->mu);
+
+    if (rc == 0) {
+        atomic_store_explicit(&app->store, s, memory_order_release);
+        lg_begin(&r, LG_INFO, "storage open");
+        lg_str(&r, "data_dir", app->cfg->data_dir);
+        lg_uint(&r, "schema", info.schema);
+        lg_bool(&r, "created", info.created);
+        lg_int(&r, "stale_readers_cleared", info.stale_readers_cleared);
+        lg_end(&r);
+        return 0;
+    }
+    lg_begin(&r, LG_ERROR, app_storage_permanent(rc) ? "storage refused" : "storage unavailable");
+    lg_str(&r, "error", ads_err_name(rc));
+    lg_str(&r, "detail", d.message);
+    if (!app_storage_permanent(rc))
+        lg_uint(&r, "retry_ms", app->cfg->storage_retry_ms);
+    lg_end(&r);
+    return rc;
+}
+
+static void *app_storage_retry_main(void *arg)
+{
+    struct app *app = arg;
+    struct app_storage *st = app->storage;
+    struct timespec until;
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += app->cfg->storage_retry_ms / 1000;
+        until.tv_nsec += (long)(app->cfg->storage_retry_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!st->stop && pthread_cond_timedwait(&st->cv, &st->mu, &until) != ETIMEDOUT)
+            ;
+        if (st->stop)
+            break;
+        pthread_mutex_unlock(&st->mu);
+        rc = app_storage_try(app);
+        pthread_mutex_lock(&st->mu);
+        if (rc == 0 || app_storage_permanent(rc))
+            break;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+int app_storage_open(struct app *app)
+{
+    struct app_storage *st = calloc(1, sizeof(*st));
+    pthread_condattr_t ca;
+    int rc;
+
+    if (st == NULL)
+        return ADS_ENOMEM;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    app->storage = st;
+    atomic_store(&app->store, NULL);
+
+    if ((rc = app_storage_try(app)) == 0 || app_storage_permanent(rc))
+        return rc;
+    if (pthread_create(&st->tid, NULL, app_storage_retry_main, app) != 0)
+        return ADS_ENOMEM;
+    st->retrying = true;
+    return rc;
+}
+
+void app_storage_close(struct app *app)
+{
+    struct app_storage *st = app->storage;
+
+    if (st == NULL)
+        return;
+    if (st->retrying) {
+        pthread_mutex_lock(&st->mu);
+        st->stop = true;
+        pthread_cond_signal(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->tid, NULL);
+    }
+    store_free(atomic_exchange(&app->store, NULL));
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+    app->storage = NULL;
+}
+
+void app_storage_error(struct app *app, char *out, size_t outsz)
+{
+    struct app_storage *st = app->storage;
+
+    if (st == NULL) {
+        snprintf(out, outsz, "storage was never opened");
+        return;
+    }
+    pthread_mutex_lock(&st->mu);
+    snprintf(out, outsz, "%s", st->error);
+    pthread_mutex_unlock(&st->mu);
+}
