@@ -53,7 +53,13 @@ int cli_serve(int argc, char **argv)
     int rc, status = 1;
 
     if ((rc = cfg_load(&cfg, argc, argv, environ, &d)) != 0) {
-        fprintf(stderr, "adsmith serve: %s\n", d.message);
+        /* Before the log level is known; errors always show. */
+        lg_begin(&r, LG_ERROR, "invalid configuration");
+        lg_str(&r, "error", ads_err_name(rc));
+        lg_str(&r, "detail", d.message);
+        lg_str(&r, "pointer", d.pointer);
+        lg_str(&r, "help", "adsmith serve --help");
+        lg_end(&r);
         return 2;
     }
     if (cfg.want_help || cfg.want_print) {

@@ -56,6 +56,7 @@ struct srv {
     struct srv_worker *workers;
     unsigned nworkers;
     pthread_barrier_t started;
+    pthread_barrier_t woken; /* every wake message sent: workers may dispose their queues */
     atomic_bool stop;
     uint64_t deadline_ms; /* CLOCK_MONOTONIC; written before `stop` is set */
     struct srv_hook hooks[SRV_MAX_RELOAD_HOOKS];
@@ -109,13 +110,34 @@ static int srv_listen_fd(const struct sockaddr_storage *ss, socklen_t len)
     return fd;
 }
 
+/* SO_REUSEPORT would let this process share a port with another one (a second
+ * adsmith left running) and silently take part of its traffic. A socket bound
+ * without it fails with EADDRINUSE if anyone listens there, so try one first. */
+static int srv_probe_port(const struct sockaddr_storage *ss, socklen_t len)
+{
+    int fd, on = 1, rc = 0;
+
+    if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+        bind(fd, (const struct sockaddr *)ss, len) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 static int srv_bind_all(struct srv *s, struct ads_diag *diag)
 {
     for (size_t i = 0; i < s->cfg->nlisten; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
+        int rc;
         if (cfg_parse_addr(s->cfg->listen[i], &ss, &len) != 0)
             return ads_diag_set(diag, ADS_ECONFIG, "/listen", "listen: cannot resolve '%s'", s->cfg->listen[i]);
+        if ((rc = srv_probe_port(&ss, len)) != 0)
+            return ads_diag_set(diag, ADS_ECONFIG, "/listen", "cannot listen on %s: %s", s->cfg->listen[i],
+                                strerror(-rc));
         for (unsigned w = 0; w < s->nworkers; w++) {
             int fd = srv_listen_fd(&ss, len);
             if (fd < 0)
@@ -321,9 +343,13 @@ static void *srv_worker_main(void *arg)
     while (!atomic_load(&s->stop))
         h2o_evloop_run(loop, INT32_MAX);
     srv_worker_drain(w);
+    /* A worker that was awake anyway sees `stop` before the main thread has
+     * sent it a wake message; it must not free the queue that message goes to. */
+    pthread_barrier_wait(&s->woken);
 
     /* Connections still open past the deadline reference the context: leave it
-     * to process exit rather than free memory they use. */
+     * to process exit rather than free memory they use. Disposal stays on this
+     * thread: libh2o returns buffers to thread-local free lists. */
     if (w->drained) {
         /* h2o_context_request_shutdown() armed a one-second timer for the second
          * HTTP/2 GOAWAY; with no connection left it has nothing to do, and the
@@ -372,6 +398,7 @@ static void srv_begin_shutdown(struct srv *s, int signo)
     atomic_store(&s->stop, true);
     for (unsigned w = 0; w < s->nworkers; w++)
         h2o_multithread_send_message(&s->workers[w].wake, NULL);
+    pthread_barrier_wait(&s->woken);
 }
 
 static void srv_reload(struct srv *s)
@@ -414,6 +441,7 @@ int srv_run(struct srv *s)
     srv_raise_nofile(s->cfg);
 
     pthread_barrier_init(&s->started, NULL, s->nworkers + 1);
+    pthread_barrier_init(&s->woken, NULL, s->nworkers + 1);
     for (unsigned w = 0; w < s->nworkers; w++) {
         if (pthread_create(&s->workers[w].tid, NULL, srv_worker_main, &s->workers[w]) != 0) {
             /* The barrier counts every worker; without them all the server cannot start. */
@@ -452,6 +480,7 @@ int srv_run(struct srv *s)
         if (!s->workers[w].drained)
             undrained++;
     }
+    pthread_barrier_destroy(&s->woken);
     lg_begin(&r, undrained > 0 ? LG_WARN : LG_INFO, "stopped");
     lg_int(&r, "connections_cut", atomic_load(&s->app->connections));
     lg_end(&r);

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <lmdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adsmith/version.h"
@@ -262,6 +264,7 @@ Test(server, metrics_count_requests, .timeout = 30)
     /* The scrape itself is the one request in flight. */
     cr_assert_eq(metric(r.body, "adsmith_http_requests_in_flight"), 1);
     cr_assert_geq(metric(r.body, "adsmith_connections_open"), 1);
+    cr_assert_eq(metric(r.body, "adsmith_storage_open"), 1);
     cr_assert_eq(metric(r.body, "adsmith_lmdb_map_size_bytes"), 1073741824.0);
     used = metric(r.body, "adsmith_lmdb_map_used_bytes");
     cr_assert(used > 0 && used <= 1073741824.0, "adsmith_lmdb_map_used_bytes is %g", used);
@@ -460,6 +463,31 @@ Test(server, address_in_use_exits_2, .timeout = 30)
     cr_assert_eq(rc, 0, "%s", dmn.why);
 }
 
+/* SO_REUSEPORT must not let a second adsmith share the first one's port and
+ * quietly take part of its connections. */
+Test(server, second_daemon_on_the_same_port_exits_2, .timeout = 30)
+{
+    char listen_arg[64];
+    const char *extra[] = {"--listen", listen_arg, NULL};
+    cJSON *rec = NULL;
+    bool named;
+    int rc;
+
+    start(NULL);
+    snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%d", dmn.port);
+    rc = e2e_daemon_init(&aux);
+    cr_assert_eq(rc, 0, "%s", aux.why);
+    rc = e2e_daemon_start(&aux, extra);
+    cr_assert_eq(rc, -ECHILD, "a second daemon started on port %d", dmn.port);
+    cr_assert_eq(aux.status, 2, "exit status %d, expected 2", aux.status);
+    rc = e2e_log_find(&aux, "cannot start the server", &rec);
+    cr_assert_eq(rc, 0, "no \"cannot start the server\" record");
+    named = strstr(cJSON_GetObjectItemCaseSensitive(rec, "detail")->valuestring, "Address already in use") != NULL;
+    cJSON_Delete(rec);
+    cr_assert(named, "the record does not say the address is in use");
+    stop_clean();
+}
+
 Test(server, unknown_flag_exits_2, .timeout = 30)
 {
     const char *args[] = {"serve", "--no-such-flag", "1", "--data-dir", dmn.data_dir, NULL};
@@ -478,33 +506,53 @@ Test(server, unknown_flag_exits_2, .timeout = 30)
     cr_assert_null(strstr(text, "\"ready\""), "it started anyway: %s", text);
 }
 
-Test(server, unusable_data_dir_exits_1, .timeout = 30)
+/* ---- storage that can never be read (the rest of storage is in test_storage.c) ---- */
+
+static const char *record_str(const cJSON *rec, const char *key)
 {
-    char file[E2E_PATH_MAX + 16];
-    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--threads", "1", "--data-dir", file, NULL};
-    const cJSON *error;
-    bool ok_error;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+Test(server, unreadable_meta_record_is_refused_with_exit_1, .timeout = 30)
+{
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--threads", "1", "--data-dir", dmn.data_dir, NULL};
+    MDB_val key = {6, "schema"}, val = {13, "not msgpack!!"};
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    bool ok_error, ok_level;
     int status = -1, rc;
     cJSON *rec;
-    FILE *f;
 
-    /* A regular file where the LMDB directory should be. */
-    snprintf(file, sizeof(file), "%s/not-a-dir", dmn.dir);
-    f = fopen(file, "w");
-    cr_assert_not_null(f);
-    fclose(f);
+    /* An LMDB environment whose meta record is not adsmith's. */
+    cr_assert_eq(mkdir(dmn.data_dir, 0700), 0, "mkdir: %s", strerror(errno));
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+    rc = mdb_env_open(env, dmn.data_dir, 0, 0600);
+    cr_assert_eq(rc, 0, "mdb_env_open: %s", mdb_strerror(rc));
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+    cr_assert_eq(mdb_put(txn, dbi, &key, &val, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
     rc = e2e_daemon_spawn(&dmn, args);
     cr_assert_eq(rc, 0, "%s", dmn.why);
     rc = e2e_daemon_wait(&dmn, 10000, &status);
-    cr_assert_eq(rc, 0, "adsmith kept running without storage");
+    cr_assert_eq(rc, 0, "adsmith kept running on data it cannot read");
     cr_assert_eq(status, 1, "exit status %d, expected 1", status);
-    rc = e2e_log_find(&dmn, "cannot open storage", &rec);
-    cr_assert_eq(rc, 0, "no \"cannot open storage\" record");
-    error = cJSON_GetObjectItemCaseSensitive(rec, "error");
-    ok_error = cJSON_IsString(error) && strcmp(error->valuestring, "storage_error") == 0;
-    cJSON_Delete(rec);
-    cr_assert(ok_error, "the record's error is not storage_error");
     cr_assert_not(e2e_log_has(&dmn, "ready"));
+    rc = e2e_log_find(&dmn, "storage refused", &rec);
+    cr_assert_eq(rc, 0, "no \"storage refused\" record");
+    ok_error = strcmp(record_str(rec, "error"), "data_invalid") == 0;
+    ok_level = strcmp(record_str(rec, "level"), "error") == 0;
+    cJSON_Delete(rec);
+    cr_assert(ok_error, "the record's error is not data_invalid");
+    cr_assert(ok_level, "the record is not at level error");
+    rc = e2e_log_check(&dmn);
+    cr_assert_eq(rc, 0, "%s", dmn.why);
 }
 
 /* Runs `adsmith` with @p args in @p d to completion and returns its stdout in @p out. */

@@ -176,6 +176,58 @@ Test(shutdown, sigint_stops_like_sigterm, .timeout = 30)
     stop_idle(SIGINT, "SIGINT");
 }
 
+/* Polls the log until it holds at least @p n records with "msg" @p msg. Returns 0 or -ETIMEDOUT. */
+static int wait_records(const char *msg, int n, int timeout_ms)
+{
+    uint64_t deadline = e2e_now_ms() + (uint64_t)timeout_ms;
+    char needle[128], *text = malloc(1 << 20);
+    int found = 0;
+
+    cr_assert_not_null(text);
+    snprintf(needle, sizeof(needle), "\"msg\":\"%s\"", msg);
+    for (;;) {
+        size_t len;
+        found = 0;
+        if (e2e_file_read(dmn.log_path, text, 1 << 20, &len) == 0) {
+            for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+                found++;
+        }
+        if (found >= n || e2e_now_ms() >= deadline)
+            break;
+        sleep_ms(10);
+    }
+    free(text);
+    return found >= n ? 0 : -ETIMEDOUT;
+}
+
+Test(shutdown, sigterm_while_storage_unavailable_exits_0, .timeout = 30)
+{
+    const char *extra[] = {"--storage-retry-ms", "100", NULL};
+    uint64_t t0;
+    int status = -1, rc;
+    FILE *f;
+
+    /* A regular file where the data directory should be: storage keeps
+     * failing and a background thread keeps retrying. */
+    f = fopen(dmn.data_dir, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fclose(f), 0);
+    start(extra);
+    cr_assert(e2e_log_has(&dmn, "storage unavailable"), "storage opened on a regular file");
+    /* Stop only once the retry thread has run: a second failure record. */
+    rc = wait_records("storage unavailable", 2, 5000);
+    cr_assert_eq(rc, 0, "storage was not retried within 5 s");
+    t0 = e2e_now_ms();
+    rc = e2e_daemon_stop(&dmn, SIGTERM, 5000, &status);
+    cr_assert_eq(rc, 0, "adsmith still runs 5 s after SIGTERM while retrying storage");
+    cr_assert_lt(e2e_now_ms() - t0, 2000, "stopping took %llu ms", (unsigned long long)(e2e_now_ms() - t0));
+    rc = e2e_log_check(&dmn);
+    cr_assert_eq(rc, 0, "%s", dmn.why);
+    cr_assert_eq(status, 0, "exit status %d", status);
+    cr_assert(e2e_log_has(&dmn, "stopped"));
+    cr_assert_not(e2e_log_has(&dmn, "storage open"));
+}
+
 /* ---- a request whose body is still uploading when SIGTERM arrives ---- */
 
 #define UPLOAD_LEN 800
