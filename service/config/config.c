@@ -97,13 +97,9 @@ static void cfg_list_clear(struct cfg *c)
     c->nlisten = 0;
 }
 
-int cfg_parse_size(const char *s, uint64_t *ret_size)
+/* Reads the leading decimal digits of @p s: at least one, no sign, no overflow. */
+static int cfg_parse_digits(const char *s, uint64_t *ret, const char **ret_end)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {{"", 1},          {"K", KiB},      {"KiB", KiB},       {"M", MiB},       {"MiB", MiB},
-                 {"G", GiB},       {"GiB", GiB},    {"T", 1024 * GiB}, {"TiB", 1024 * GiB}};
     char *end;
     unsigned long long v;
 
@@ -112,6 +108,23 @@ int cfg_parse_size(const char *s, uint64_t *ret_size)
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno != 0)
+        return ADS_EINVAL;
+    *ret = v;
+    *ret_end = end;
+    return 0;
+}
+
+int cfg_parse_size(const char *s, uint64_t *ret_size)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"", 1},          {"K", KiB},      {"KiB", KiB},       {"M", MiB},       {"MiB", MiB},
+                 {"G", GiB},       {"GiB", GiB},    {"T", 1024 * GiB}, {"TiB", 1024 * GiB}};
+    const char *end;
+    uint64_t v;
+
+    if (cfg_parse_digits(s, &v, &end) != 0)
         return ADS_EINVAL;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (strcmp(end, units[i].suffix) == 0) {
@@ -126,14 +139,10 @@ int cfg_parse_size(const char *s, uint64_t *ret_size)
 
 static int cfg_parse_uint(const char *s, uint64_t *ret)
 {
-    char *end;
-    unsigned long long v;
+    const char *end;
+    uint64_t v;
 
-    if (!isdigit((unsigned char)s[0]))
-        return ADS_EINVAL;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
+    if (cfg_parse_digits(s, &v, &end) != 0 || *end != '\0')
         return ADS_EINVAL;
     *ret = v;
     return 0;

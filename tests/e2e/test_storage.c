@@ -11,12 +11,27 @@
 
 #include "daemon.h"
 
-static double metric(const struct e2e_daemon *d, const char *series)
+static struct e2e_daemon d;
+
+static void setup(void)
+{
+    cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
+}
+
+/* Runs even when an assertion failed: kills the daemon, removes its directory. */
+static void teardown(void)
+{
+    e2e_daemon_done(&d);
+}
+
+TestSuite(storage, .init = setup, .fini = teardown);
+
+static double metric(const char *series)
 {
     struct e2e_resp *r = calloc(1, sizeof(*r));
     double v = -1;
 
-    cr_assert_eq(e2e_http_get(d, E2E_HTTP1, "/metrics", r), 0);
+    cr_assert_eq(e2e_http_get(&d, E2E_HTTP1, "/metrics", r), 0);
     cr_assert_eq(r->status, 200);
     cr_assert_eq(e2e_metric(r->body, series, &v), 0, "no %s in /metrics", series);
     free(r);
@@ -25,14 +40,12 @@ static double metric(const struct e2e_daemon *d, const char *series)
 
 Test(storage, unavailable_storage_serves_liveness_reports_why_and_recovers, .timeout = 30)
 {
-    struct e2e_daemon d;
     struct e2e_resp *r = calloc(1, sizeof(*r));
     char blocker[E2E_PATH_MAX + 16], data_dir[E2E_PATH_MAX + 32];
     uint64_t until;
     int status;
     FILE *f;
 
-    cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
     /* A regular file where the data directory's parent should be: mkdir fails
      * with ENOTDIR, as it would for a path on a volume not mounted yet. */
     snprintf(blocker, sizeof(blocker), "%s/blocker", d.dir);
@@ -47,7 +60,7 @@ Test(storage, unavailable_storage_serves_liveness_reports_why_and_recovers, .tim
     cr_assert_eq(e2e_http_get(&d, E2E_H2C, "/readyz", r), 0);
     e2e_assert_error_json(r, 503, "not_ready");
     cr_assert_not_null(strstr(r->body, "Not a directory"), "readyz does not say why: %s", r->body);
-    cr_assert_eq(metric(&d, "adsmith_storage_open"), 0);
+    cr_assert_eq(metric("adsmith_storage_open"), 0);
     cr_assert(e2e_log_has(&d, "storage unavailable"));
 
     /* Fix the cause: the daemon must notice on its own. */
@@ -60,15 +73,14 @@ Test(storage, unavailable_storage_serves_liveness_reports_why_and_recovers, .tim
         usleep(50000);
     } while (e2e_now_ms() < until);
     cr_assert_eq(r->status, 200, "storage did not recover: %s", r->body);
-    cr_assert_eq(metric(&d, "adsmith_storage_open"), 1);
-    cr_assert_gt(metric(&d, "adsmith_lmdb_map_used_bytes"), 0);
+    cr_assert_eq(metric("adsmith_storage_open"), 1);
+    cr_assert_gt(metric("adsmith_lmdb_map_used_bytes"), 0);
     cr_assert(e2e_log_has(&d, "storage open"));
     cr_assert_eq(access(data_dir, F_OK), 0, "the data directory was not created");
 
     cr_assert_eq(e2e_daemon_stop(&d, SIGTERM, 5000, &status), 0);
     cr_assert_eq(status, 0);
     cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
-    e2e_daemon_done(&d);
     free(r);
 }
 
@@ -126,11 +138,9 @@ static size_t meta_size(const char *dir)
 
 Test(storage, a_directory_from_a_newer_schema_is_refused_and_left_alone, .timeout = 30)
 {
-    struct e2e_daemon d;
     cJSON *rec = NULL;
     size_t before;
 
-    cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
     write_future_meta(d.data_dir);
     before = meta_size(d.data_dir);
     cr_assert_eq(e2e_daemon_start(&d, NULL), -ECHILD, "the daemon served a directory it cannot read");
@@ -142,5 +152,4 @@ Test(storage, a_directory_from_a_newer_schema_is_refused_and_left_alone, .timeou
     cr_assert_eq(meta_size(d.data_dir), before);
     cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
     cJSON_Delete(rec);
-    e2e_daemon_done(&d);
 }
