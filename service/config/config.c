@@ -20,10 +20,13 @@ struct cfg_setting {
     size_t off;
     const char *def; /* default, parsed like any other value */
     uint64_t min, max;
-    bool no_file; /* cannot be set from the config file */
+    unsigned flags; /* CFG_F_* */
     const char *arg;
     const char *help;
 };
+
+#define CFG_F_NO_FILE 1u  /* cannot be set from the config file */
+#define CFG_F_REQUIRED 2u /* a string that may not be empty */
 
 #define OFF(f) offsetof(struct cfg, f)
 #define KiB 1024ULL
@@ -31,29 +34,30 @@ struct cfg_setting {
 #define GiB (1024ULL * MiB)
 
 static const struct cfg_setting cfg_settings[] = {
-    {"listen", CFG_T_LIST, OFF(listen), "127.0.0.1:8080", 0, 0, false, "ADDR:PORT",
+    {"listen", CFG_T_LIST, OFF(listen), "127.0.0.1:8080", 0, 0, 0, "ADDR:PORT",
      "address to listen on (HTTP/1.1 and h2c; TLS with ALPN h2 when tls_cert is set); repeatable"},
-    {"tls_cert", CFG_T_STR, OFF(tls_cert), "", 0, 0, false, "FILE", "PEM certificate chain; with tls_key, every listener speaks TLS"},
-    {"tls_key", CFG_T_STR, OFF(tls_key), "", 0, 0, false, "FILE", "PEM private key for tls_cert"},
-    {"data_dir", CFG_T_STR, OFF(data_dir), "./adsmith-data", 0, 0, false, "DIR", "LMDB environment directory (created if missing)"},
-    {"config", CFG_T_STR, OFF(config_file), "", 0, 0, true, "FILE", "config file of NAME = VALUE lines"},
-    {"threads", CFG_T_UINT, OFF(threads), "0", 0, 256, false, "N", "worker threads, each with its own loop; 0 = one per CPU core"},
-    {"max_connections", CFG_T_UINT, OFF(max_connections), "4096", 1, 1000000, false, "N",
+    {"tls_cert", CFG_T_STR, OFF(tls_cert), "", 0, 0, 0, "FILE", "PEM certificate chain; with tls_key, every listener speaks TLS"},
+    {"tls_key", CFG_T_STR, OFF(tls_key), "", 0, 0, 0, "FILE", "PEM private key for tls_cert"},
+    {"data_dir", CFG_T_STR, OFF(data_dir), "./adsmith-data", 0, 0, CFG_F_REQUIRED, "DIR",
+     "LMDB environment directory (created if missing)"},
+    {"config", CFG_T_STR, OFF(config_file), "", 0, 0, CFG_F_NO_FILE, "FILE", "config file of NAME = VALUE lines"},
+    {"threads", CFG_T_UINT, OFF(threads), "0", 0, 256, 0, "N", "worker threads, each with its own loop; 0 = one per CPU core"},
+    {"max_connections", CFG_T_UINT, OFF(max_connections), "4096", 1, 1000000, 0, "N",
      "open client connections, all threads together; more are closed at accept"},
-    {"max_body", CFG_T_SIZE, OFF(max_body), "256KiB", 1, 64 * MiB, false, "SIZE", "largest request body accepted (413 beyond)"},
-    {"max_header_bytes", CFG_T_SIZE, OFF(max_header_bytes), "16KiB", 1 * KiB, 256 * KiB, false, "SIZE",
+    {"max_body", CFG_T_SIZE, OFF(max_body), "256KiB", 1, 64 * MiB, 0, "SIZE", "largest request body accepted (413 beyond)"},
+    {"max_header_bytes", CFG_T_SIZE, OFF(max_header_bytes), "16KiB", 1 * KiB, 256 * KiB, 0, "SIZE",
      "largest total of request header names and values plus the path (431 beyond)"},
-    {"idle_timeout_ms", CFG_T_UINT, OFF(idle_timeout_ms), "10000", 100, 3600000, false, "MS",
+    {"idle_timeout_ms", CFG_T_UINT, OFF(idle_timeout_ms), "10000", 100, 3600000, 0, "MS",
      "close a connection idle (or stalled reading a request) this long"},
-    {"handshake_timeout_ms", CFG_T_UINT, OFF(handshake_timeout_ms), "10000", 100, 600000, false, "MS", "TLS handshake deadline"},
-    {"shutdown_timeout_ms", CFG_T_UINT, OFF(shutdown_timeout_ms), "10000", 100, 600000, false, "MS",
+    {"handshake_timeout_ms", CFG_T_UINT, OFF(handshake_timeout_ms), "10000", 100, 600000, 0, "MS", "TLS handshake deadline"},
+    {"shutdown_timeout_ms", CFG_T_UINT, OFF(shutdown_timeout_ms), "10000", 100, 600000, 0, "MS",
      "on SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway"},
-    {"storage_retry_ms", CFG_T_UINT, OFF(storage_retry_ms), "5000", 100, 3600000, false, "MS",
+    {"storage_retry_ms", CFG_T_UINT, OFF(storage_retry_ms), "5000", 100, 3600000, 0, "MS",
      "when data_dir cannot be opened (permissions, read-only, full disk), serve unready and retry this often"},
-    {"map_size", CFG_T_SIZE, OFF(map_size), "1GiB", 1 * MiB, 1024 * GiB, false, "SIZE",
+    {"map_size", CFG_T_SIZE, OFF(map_size), "1GiB", 1 * MiB, 1024 * GiB, 0, "SIZE",
      "LMDB map size: the most the database can hold (sparse; costs no disk until used)"},
-    {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, false, "LEVEL", "debug, info, warn or error"},
-    {"access_log", CFG_T_BOOL, OFF(access_log), "false", 0, 0, false, "BOOL", "log one record per request"},
+    {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug, info, warn or error"},
+    {"access_log", CFG_T_BOOL, OFF(access_log), "false", 0, 0, 0, "BOOL", "log one record per request"},
 };
 
 #define CFG_NSETTINGS (sizeof(cfg_settings) / sizeof(cfg_settings[0]))
@@ -82,6 +86,7 @@ struct cfg_loader {
     struct cfg *c;
     enum cfg_source layer;
     bool touched[CFG_NSETTINGS];
+    bool file_failed; /* the config file had an error: ignore its later lines */
     struct ads_diag *diag;
 };
 
@@ -226,6 +231,8 @@ static int cfg_set(struct cfg_loader *L, const struct cfg_setting *s, const char
     switch (s->type) {
     case CFG_T_STR: {
         char **slot = cfg_str_slot(c, s), *dup = NULL;
+        if (value[0] == '\0' && (s->flags & CFG_F_REQUIRED))
+            return ads_diag_set(L->diag, ADS_ECONFIG, ptr, "%s: must not be empty", s->name);
         if (value[0] != '\0' && (dup = strdup(value)) == NULL)
             return ads_diag_set(L->diag, ADS_ENOMEM, ptr, "out of memory");
         free(*slot);
@@ -301,18 +308,29 @@ static int cfg_set(struct cfg_loader *L, const struct cfg_setting *s, const char
     return ads_diag_set(L->diag, ADS_EINTERNAL, ptr, "unhandled setting type");
 }
 
-static const struct cfg_setting *cfg_find(const char *name, size_t len, char sep)
+/* How a setting's name is spelled on each layer: "max_body" in the file,
+ * "max-body" as a flag, "MAX_BODY" after ADSMITH_ in the environment. Matching
+ * is exact, so a layer never accepts a spelling another layer would not. */
+enum cfg_spelling { CFG_SPELL_FILE, CFG_SPELL_FLAG, CFG_SPELL_ENV };
+
+static char cfg_spell(char c, enum cfg_spelling how)
+{
+    if (how == CFG_SPELL_FLAG && c == '_')
+        return '-';
+    if (how == CFG_SPELL_ENV)
+        return (char)toupper((unsigned char)c);
+    return c;
+}
+
+static const struct cfg_setting *cfg_find(const char *name, size_t len, enum cfg_spelling how)
 {
     for (size_t i = 0; i < CFG_NSETTINGS; i++) {
         const char *n = cfg_settings[i].name;
         size_t j;
         if (strlen(n) != len)
             continue;
-        for (j = 0; j < len; j++) {
-            char want = n[j] == '_' ? sep : n[j];
-            if (tolower((unsigned char)name[j]) != want)
-                break;
-        }
+        for (j = 0; j < len && name[j] == cfg_spell(n[j], how); j++)
+            ;
         if (j == len)
             return &cfg_settings[i];
     }
@@ -324,35 +342,75 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
     struct cfg_loader *L = user;
     const struct cfg_setting *s;
 
+    /* inih goes on after an error and reports the first error's line: keep
+     * that error's message, and ignore the lines after it. */
+    if (L->file_failed)
+        return 1;
+    L->file_failed = true;
     if (section[0] != '\0') {
         ads_diag_set(L->diag, ADS_ECONFIG, "", "sections are not used; remove [%s]", section);
         return 0;
     }
-    if ((s = cfg_find(name, strlen(name), '_')) == NULL || s->no_file) {
+    if ((s = cfg_find(name, strlen(name), CFG_SPELL_FILE)) == NULL || (s->flags & CFG_F_NO_FILE)) {
         ads_diag_set(L->diag, ADS_ECONFIG, "", "unknown setting '%s' (see adsmith serve --help)", name);
         return 0;
     }
-    return cfg_set(L, s, value) == 0;
+    if (cfg_set(L, s, value) != 0)
+        return 0;
+    L->file_failed = false;
+    return 1;
 }
+
+/* libinih reads lines into INI_MAX_LINE (200) bytes and treats the rest of a
+ * longer line as a line of its own; refuse such lines with a clear message. */
+#define CFG_MAX_LINE (INI_MAX_LINE - 2)
+#define CFG_MAX_FILE (1024 * 1024)
 
 static int cfg_load_file(struct cfg_loader *L, const char *path)
 {
     char msg[sizeof(L->diag->message)], ptr[sizeof(L->diag->pointer)];
-    int line;
+    char *text = NULL;
+    size_t len = 0, line = 1, col = 0;
+    FILE *f;
+    int rc = 0, at;
 
     L->layer = CFG_SRC_FILE;
-    line = ini_parse(path, cfg_ini_handler, L);
-    if (line == 0)
-        return 0;
-    if (line < 0)
-        return ads_diag_set(L->diag, ADS_ECONFIG, "/config", "cannot read config file %s: %s", path,
-                            line == -1 ? strerror(errno) : "out of memory");
-    /* inih reports syntax errors (no '=') without calling the handler. */
-    if (L->diag->message[0] == '\0')
-        snprintf(L->diag->message, sizeof(L->diag->message), "expected NAME = VALUE");
-    snprintf(msg, sizeof(msg), "%s", L->diag->message);
-    snprintf(ptr, sizeof(ptr), "%s", L->diag->pointer);
-    return ads_diag_set(L->diag, ADS_ECONFIG, ptr, "%s:%d: %s", path, line, msg);
+    if ((f = fopen(path, "r")) == NULL)
+        return ads_diag_set(L->diag, ADS_ECONFIG, "/config", "cannot read config file %s: %s", path, strerror(errno));
+    if ((text = malloc(CFG_MAX_FILE + 1)) == NULL) {
+        fclose(f);
+        return ads_diag_set(L->diag, ADS_ENOMEM, "/config", "out of memory");
+    }
+    len = fread(text, 1, CFG_MAX_FILE + 1, f);
+    if (ferror(f))
+        rc = ads_diag_set(L->diag, ADS_ECONFIG, "/config", "cannot read config file %s: %s", path, strerror(errno));
+    else if (len > CFG_MAX_FILE)
+        rc = ads_diag_set(L->diag, ADS_ECONFIG, "/config", "config file %s is larger than %d bytes", path, CFG_MAX_FILE);
+    fclose(f);
+    for (size_t i = 0; rc == 0 && i < len; i++) {
+        if (text[i] == '\0')
+            rc = ads_diag_set(L->diag, ADS_ECONFIG, "/config", "%s:%zu: a NUL byte: not a text file", path, line);
+        else if (text[i] == '\n')
+            line++, col = 0;
+        else if (++col > CFG_MAX_LINE)
+            rc = ads_diag_set(L->diag, ADS_ECONFIG, "/config", "%s:%zu: longer than %d bytes", path, line, CFG_MAX_LINE);
+    }
+    if (rc == 0) {
+        text[len] = '\0';
+        at = ini_parse_string(text, cfg_ini_handler, L);
+        if (at < 0) {
+            rc = ads_diag_set(L->diag, ADS_ENOMEM, "/config", "out of memory");
+        } else if (at > 0) {
+            /* inih reports syntax errors (no '=') without calling the handler. */
+            if (!L->file_failed)
+                snprintf(L->diag->message, sizeof(L->diag->message), "expected NAME = VALUE");
+            snprintf(msg, sizeof(msg), "%s", L->diag->message);
+            snprintf(ptr, sizeof(ptr), "%s", L->diag->pointer);
+            rc = ads_diag_set(L->diag, ADS_ECONFIG, ptr, "%s:%d: %s", path, at, msg);
+        }
+    }
+    free(text);
+    return rc;
 }
 
 static int cfg_load_env(struct cfg_loader *L, char *const envp[])
@@ -367,7 +425,7 @@ static int cfg_load_env(struct cfg_loader *L, char *const envp[])
         if (strncmp(e, prefix, sizeof(prefix) - 1) != 0 || (eq = strchr(e, '=')) == NULL)
             continue;
         e += sizeof(prefix) - 1;
-        if ((s = cfg_find(e, (size_t)(eq - e), '_')) == NULL)
+        if ((s = cfg_find(e, (size_t)(eq - e), CFG_SPELL_ENV)) == NULL)
             continue; /* unknown ADSMITH_* variables may belong to other tools; ignore them */
         if ((rc = cfg_set(L, s, eq + 1)) != 0)
             return rc;
@@ -398,7 +456,7 @@ static int cfg_load_flags(struct cfg_loader *L, int argc, char *const argv[])
         name = a + 2;
         eq = strchr(name, '=');
         len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        if ((s = cfg_find(name, len, '-')) == NULL)
+        if ((s = cfg_find(name, len, CFG_SPELL_FLAG)) == NULL)
             return ads_diag_set(L->diag, ADS_ECONFIG, "", "unknown option '%s' (see adsmith serve --help)", a);
         if (eq != NULL) {
             value = eq + 1;
@@ -475,7 +533,7 @@ int cfg_load(struct cfg *c, int argc, char *const argv[], char *const envp[], st
     }
     if (c->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->threads = n > 0 && n <= 256 ? (uint32_t)n : 1;
+        c->threads = n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;
     }
     return 0;
 
@@ -504,9 +562,7 @@ static void cfg_print_value(const struct cfg *c, const struct cfg_setting *s, st
     case CFG_T_STR:
         buf_puts(out, *(char *const *)p != NULL ? *(char *const *)p : "");
         break;
-    case CFG_T_LIST:
-        for (size_t i = 0; i < c->nlisten; i++)
-            buf_printf(out, "%s%s", i > 0 ? ", " : "", c->listen[i]);
+    case CFG_T_LIST: /* printed by cfg_print(), one line per item */
         break;
     case CFG_T_UINT:
         buf_printf(out, "%u", *(const uint32_t *)p);
@@ -528,10 +584,17 @@ void cfg_print(const struct cfg *c, struct buf *out)
     buf_puts(out, "# adsmith effective configuration (precedence: flag > env > file > default)\n");
     for (size_t i = 0; i < CFG_NSETTINGS; i++) {
         const struct cfg_setting *s = &cfg_settings[i];
-        buf_printf(out, "%s%s = ", s->no_file ? "# " : "", s->name);
-        cfg_print_value(c, s, out);
-        /* inih takes " ;" as the start of an inline comment (not " #"). */
-        buf_printf(out, "    ; %s\n", cfg_source_names[c->source[i]]);
+        /* One line per list item (repeating a setting appends), so lines stay
+         * short enough for the file parser. inih takes " ;" as the start of an
+         * inline comment (not " #"). */
+        for (size_t k = 0; k < (s->type == CFG_T_LIST ? c->nlisten : 1); k++) {
+            buf_printf(out, "%s%s = ", (s->flags & CFG_F_NO_FILE) ? "# " : "", s->name);
+            if (s->type == CFG_T_LIST)
+                buf_puts(out, c->listen[k]);
+            else
+                cfg_print_value(c, s, out);
+            buf_printf(out, "    ; %s\n", cfg_source_names[c->source[i]]);
+        }
     }
 }
 

@@ -45,7 +45,6 @@ Test(config, defaults)
     cr_assert_eq(c.threads, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN), "threads=0 resolves to the core count");
     cr_assert_eq(c.log_level, LG_INFO);
     cr_assert(!c.access_log);
-    cr_assert_eq(c.source[0], CFG_SRC_DEFAULT);
     cfg_done(&c);
 }
 
@@ -64,6 +63,14 @@ Test(config, flag_beats_env_beats_file_beats_default)
     cr_assert_eq(c.map_size, 64u << 20); /* file over default */
     cr_assert_eq(c.log_level, LG_DEBUG);
     cr_assert_eq(c.idle_timeout_ms, 10000); /* default */
+    for (size_t i = 0; i < cfg_setting_count(); i++) {
+        const char *n = cfg_setting_name(i);
+        enum cfg_source want = strcmp(n, "threads") == 0 || strcmp(n, "config") == 0 ? CFG_SRC_FLAG
+                               : strcmp(n, "max_body") == 0                            ? CFG_SRC_ENV
+                               : strcmp(n, "map_size") == 0 || strcmp(n, "log_level") == 0 ? CFG_SRC_FILE
+                                                                                         : CFG_SRC_DEFAULT;
+        cr_assert_eq(c.source[i], want, "source of %s is %d, expected %d", n, c.source[i], want);
+    }
     cfg_done(&c);
     unlink(path);
 }
@@ -136,6 +143,8 @@ Test(config, bad_values_name_the_setting_and_the_fix)
         {{"--log-level", "loud", NULL}, "/log_level", "debug, info, warn, error"},
         {{"--access-log=maybe", NULL}, "/access_log", "boolean"},
         {{"--tls-cert", "/x.pem", NULL}, "/tls_key", "set together"},
+        {{"--data-dir", "", NULL}, "/data_dir", "must not be empty"},
+        {{"--data-dir=", NULL}, "/data_dir", "must not be empty"},
         {{"--no-such-flag", NULL}, "", "unknown option"},
         {{"--threads", NULL}, "", "needs a value"},
         {{"positional", NULL}, "", "unexpected argument"},
@@ -155,10 +164,19 @@ Test(config, bad_env_value_is_an_error_and_unknown_adsmith_env_is_ignored)
     struct ads_diag d;
     char *envp[] = {"ADSMITH_MAP_SIZE=1k", NULL};
     char *envp2[] = {"ADSMITH_SOMETHING_ELSE=1", NULL};
+    char *envp3[] = {"ADSMITH_DATA_DIR=", NULL};
+    /* Names are exact: lower-case spellings are other variables. */
+    char *envp4[] = {"ADSMITH_config=/nonexistent.conf", "adsmith_threads=3", "ADSMITH_Threads=3", NULL};
 
     cr_assert_eq(load(&c, (char *[]){NULL}, envp, &d), ADS_ECONFIG);
     cr_assert_str_eq(d.pointer, "/map_size");
     cr_assert_eq(load(&c, (char *[]){NULL}, envp2, &d), 0);
+    cfg_done(&c);
+    cr_assert_eq(load(&c, (char *[]){NULL}, envp3, &d), ADS_ECONFIG, "an empty data_dir would crash the daemon");
+    cr_assert_str_eq(d.pointer, "/data_dir");
+    cr_assert_eq(load(&c, (char *[]){NULL}, envp4, &d), 0, "%s", d.message);
+    cr_assert_null(c.config_file);
+    cr_assert_eq(c.threads, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN));
     cfg_done(&c);
 }
 
@@ -174,6 +192,32 @@ Test(config, file_errors_carry_path_and_line)
     cr_assert_eq(load(&c, argv, no_env, &d), ADS_ECONFIG);
     snprintf(expect, sizeof(expect), "%s:3: unknown setting 'listen_on'", path);
     cr_assert_not_null(strstr(d.message, expect), "message: %s", d.message);
+    unlink(path);
+
+    /* Only the first error is reported, with its own line. */
+    path = conf_file("bogus = 1\nthreads = x\n");
+    snprintf(cfgarg, sizeof(cfgarg), "%s", path);
+    cr_assert_eq(load(&c, argv, no_env, &d), ADS_ECONFIG);
+    snprintf(expect, sizeof(expect), "%s:1: unknown setting 'bogus' (see adsmith serve --help)", path);
+    cr_assert_str_eq(d.message, expect);
+    unlink(path);
+
+    path = conf_file("threads = 1\nthreads = x\nbogus = 1\n");
+    snprintf(cfgarg, sizeof(cfgarg), "%s", path);
+    cr_assert_eq(load(&c, argv, no_env, &d), ADS_ECONFIG);
+    cr_assert_not_null(strstr(d.message, ":2: threads: 'x' is not a whole number"), "message: %s", d.message);
+    cr_assert_str_eq(d.pointer, "/threads");
+    unlink(path);
+
+    char longline[400];
+    memset(longline, 'a', sizeof(longline));
+    memcpy(longline, "threads = 2\ndata_dir = /", 24);
+    longline[sizeof(longline) - 2] = '\n';
+    longline[sizeof(longline) - 1] = '\0';
+    path = conf_file(longline);
+    snprintf(cfgarg, sizeof(cfgarg), "%s", path);
+    cr_assert_eq(load(&c, argv, no_env, &d), ADS_ECONFIG);
+    cr_assert_not_null(strstr(d.message, ":2: longer than 198 bytes"), "message: %s", d.message);
     unlink(path);
 
     path = conf_file("threads 2\n");
@@ -198,39 +242,69 @@ Test(config, file_errors_carry_path_and_line)
     cr_assert_not_null(strstr(d.message, "cannot read config file /nonexistent/adsmith.conf"), "%s", d.message);
 }
 
+/* Drops the "    ; source" comment of every line, keeping the settings. */
+static void strip_sources(char *text)
+{
+    char *in = text, *out = text;
+    while (*in != '\0') {
+        char *eol = strchr(in, '\n'), *semi;
+        size_t n = eol != NULL ? (size_t)(eol - in) : strlen(in);
+        semi = memmem(in, n, "    ; ", 6);
+        if (semi != NULL)
+            n = (size_t)(semi - in);
+        memmove(out, in, n);
+        out += n;
+        *out++ = '\n';
+        in += (eol != NULL ? (size_t)(eol - in) + 1 : strlen(in));
+    }
+    *out = '\0';
+}
+
 Test(config, print_config_round_trips_through_a_file)
 {
+    static char mem[65536], mem2[65536];
     struct cfg a, b;
-    char mem[8192], mem2[8192];
     struct buf out, out2;
-    char *argv[] = {"--listen", "127.0.0.1:9", "--listen", "[::1]:10", "--max-body", "3KiB", "--log-level", "warn",
-                    "--access-log", NULL};
-    char cfgarg[80];
+    char *argv[40] = {"--max-body", "3KiB", "--log-level", "warn", "--access-log", "--config", NULL};
+    char addrs[CFG_MAX_LISTEN][48], cfgarg[80];
     char *argv2[] = {"--config", cfgarg, NULL};
-    const char *path;
+    const char *path, *empty = conf_file("");
+    int n = 6;
 
+    /* The most addresses there can be, each as long as an IPv6 address gets. */
+    argv[n++] = (char *)empty;
+    for (int i = 0; i < CFG_MAX_LISTEN; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "[fd00:1234:5678:9abc:def0:1234:5678:%x]:%d", i, 60000 + i);
+        argv[n++] = "--listen";
+        argv[n++] = addrs[i];
+    }
+    argv[n] = NULL;
     cr_assert_eq(load(&a, argv, no_env, NULL), 0);
     buf_init(&out, mem, sizeof(mem));
     cfg_print(&a, &out);
     cr_assert(!out.overflow);
-    cr_assert_not_null(strstr(mem, "listen = 127.0.0.1:9, [::1]:10    ; flag\n"), "%s", mem);
+    cr_assert_not_null(strstr(mem, "listen = [fd00:1234:5678:9abc:def0:1234:5678:0]:60000    ; flag\n"), "%s", mem);
+    cr_assert_not_null(strstr(mem, "listen = [fd00:1234:5678:9abc:def0:1234:5678:f]:60015    ; flag\n"), "%s", mem);
     cr_assert_not_null(strstr(mem, "max_body = 3072    ; flag\n"));
     cr_assert_not_null(strstr(mem, "map_size = 1073741824    ; default\n"));
 
     path = conf_file(mem);
     snprintf(cfgarg, sizeof(cfgarg), "%s", path);
     cr_assert_eq(load(&b, argv2, no_env, NULL), 0, "printed config does not load back");
+    cr_assert_eq(b.nlisten, (size_t)CFG_MAX_LISTEN);
     buf_init(&out2, mem2, sizeof(mem2));
     cfg_print(&b, &out2);
-    /* Same values; only the sources differ (file instead of flag/default). */
-    cr_assert_eq(b.nlisten, 2);
-    cr_assert_eq(b.max_body, a.max_body);
-    cr_assert_eq(b.log_level, a.log_level);
-    cr_assert_eq(b.access_log, a.access_log);
-    cr_assert_eq(b.threads, a.threads);
+    cr_assert_not_null(strstr(mem2, "max_body = 3072    ; file\n"), "%s", mem2);
+    /* Same settings; only the sources (and the config path itself) differ. */
+    strip_sources(mem);
+    strip_sources(mem2);
+    *strstr(mem, "# config = ") = '\0';
+    *strstr(mem2, "# config = ") = '\0';
+    cr_assert_str_eq(mem2, mem);
     cfg_done(&a);
     cfg_done(&b);
     unlink(path);
+    unlink(empty);
 }
 
 Test(config, parse_size_units)
