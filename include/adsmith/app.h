@@ -30,17 +30,19 @@ struct app {
     atomic_long connections; /* open client connections, all workers */
     atomic_ulong reloads;    /* SIGHUP reloads handled */
     _Atomic(struct store *) store; /* read with app_store() */
+    atomic_bool refused;           /* storage holds data this build can never read */
     struct app_storage *storage;   /* retry state; private to service/app/app.c */
 };
 
 /**
  * Opens storage from app->cfg (data_dir, map_size) and logs the outcome.
- * @return 0 when open;
+ * @return 0 when storage is open, or could not open now and a thread retries
+ *   every storage_retry_ms (app_store() tells which);
  *   ADS_EDATA_TOO_NEW or ADS_EDATA_INVALID when the data can never be read by
- *   this build (the caller should exit);
- *   ADS_ESTORAGE (or another code) when it could not open now: a thread then
- *   retries every storage_retry_ms until it opens or app_storage_close() runs;
- *   ADS_ENOMEM.
+ *   this build (the caller should exit 1);
+ *   ADS_ENOMEM or a negative errno when the retry thread could not start.
+ * If a retry later finds data it can never read, it sets app->refused and
+ * raises SIGTERM, so the server shuts down and the caller exits 1.
  * Block the signals the server waits for before calling: the retry thread
  * inherits the calling thread's signal mask.
  */
@@ -58,7 +60,7 @@ static inline struct store *app_store(struct app *app)
     return atomic_load_explicit(&app->store, memory_order_acquire);
 }
 
-/** Copies why storage is not open ("" when it is) into @p out. Thread-safe. */
-void app_storage_error(struct app *app, char *out, size_t outsz);
+/** Copies why storage is not open ("" when it is) into @p ret_msg (@p size bytes). Thread-safe. */
+void app_storage_error(struct app *app, char *ret_msg, size_t size);
 
 #endif

@@ -55,7 +55,8 @@ struct store_open_info {
  * database, and checks or writes the meta record.
  * @return 0 with *@p ret_store set (free with store_free()), or
  *   ADS_EDATA_TOO_NEW  the directory was written by a newer schema,
- *   ADS_EDATA_INVALID  the meta record is unreadable (not an adsmith directory),
+ *   ADS_EDATA_INVALID  the meta record is unreadable, or missing from an environment
+ *                      that holds other data (not an adsmith directory),
  *   ADS_ESTORAGE       the directory cannot be created or opened (permissions, read-only, disk),
  *   ADS_ESTORAGE_FULL  the map is too small even for the meta record,
  *   ADS_ENOMEM.

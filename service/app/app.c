@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adsmith/config.h"
 #include "adsmith/log.h"
@@ -85,8 +87,17 @@ static void *app_storage_retry_main(void *arg)
         pthread_mutex_unlock(&st->mu);
         rc = app_storage_try(app);
         pthread_mutex_lock(&st->mu);
-        if (rc == 0 || app_storage_permanent(rc))
+        if (rc == 0)
             break;
+        if (app_storage_permanent(rc)) {
+            /* Refused after start-up: stop the daemon the way an operator
+             * would, and let the caller turn the refusal into exit status 1. */
+            atomic_store(&app->refused, true);
+            /* Process-directed: raise() would target this thread, where the
+             * signal is blocked, and srv_run()'s sigwait() would never see it. */
+            kill(getpid(), SIGTERM);
+            break;
+        }
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;
@@ -108,12 +119,16 @@ int app_storage_open(struct app *app)
     app->storage = st;
     atomic_store(&app->store, NULL);
 
-    if ((rc = app_storage_try(app)) == 0 || app_storage_permanent(rc))
+    if ((rc = app_storage_try(app)) == 0)
+        return 0;
+    if (app_storage_permanent(rc)) {
+        atomic_store(&app->refused, true);
         return rc;
-    if (pthread_create(&st->tid, NULL, app_storage_retry_main, app) != 0)
-        return ADS_ENOMEM;
+    }
+    if ((rc = pthread_create(&st->tid, NULL, app_storage_retry_main, app)) != 0)
+        return -rc;
     st->retrying = true;
-    return rc;
+    return 0;
 }
 
 void app_storage_close(struct app *app)
@@ -136,15 +151,15 @@ void app_storage_close(struct app *app)
     app->storage = NULL;
 }
 
-void app_storage_error(struct app *app, char *out, size_t outsz)
+void app_storage_error(struct app *app, char *ret_msg, size_t size)
 {
     struct app_storage *st = app->storage;
 
     if (st == NULL) {
-        snprintf(out, outsz, "storage was never opened");
+        snprintf(ret_msg, size, "storage was never opened");
         return;
     }
     pthread_mutex_lock(&st->mu);
-    snprintf(out, outsz, "%s", st->error);
+    snprintf(ret_msg, size, "%s", st->error);
     pthread_mutex_unlock(&st->mu);
 }

@@ -98,9 +98,11 @@ int cli_serve(int argc, char **argv)
     app.started_at = (int64_t)time(NULL);
     /* Storage that cannot open now is retried in the background while the
      * daemon serves /healthz and reports unready; data it can never read stops it. */
-    rc = app_storage_open(&app);
-    if (rc == ADS_EDATA_TOO_NEW || rc == ADS_EDATA_INVALID || rc == ADS_ENOMEM)
+    if ((rc = app_storage_open(&app)) != 0) {
+        if (!atomic_load(&app.refused))
+            serve_log_failure("cannot start the storage retry thread", rc, ads_err_message(rc));
         goto out;
+    }
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
         serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
@@ -111,7 +113,7 @@ int cli_serve(int argc, char **argv)
          * it to the kernel instead of freeing it under them. */
         _exit(1);
     }
-    status = 0;
+    status = atomic_load(&app.refused) ? 1 : 0;
 
 out:
     srv_free(srv);

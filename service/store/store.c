@@ -133,8 +133,17 @@ static int store_prepare(struct store *s, const char *dir, struct ads_diag *diag
     char writer[64];
     int rc;
 
+    MDB_dbi main_dbi;
+    MDB_stat main_st;
+
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         return ads_diag_set(diag, store_err(rc), "", "cannot start an LMDB transaction in %s: %s", dir, mdb_strerror(rc));
+    /* adsmith creates its databases and the meta record in one transaction, so
+     * an environment that holds anything at all must hold that record too. */
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 || (rc = mdb_stat(txn, main_dbi, &main_st)) != 0) {
+        rc = ads_diag_set(diag, store_err(rc), "", "cannot read the LMDB environment in %s: %s", dir, mdb_strerror(rc));
+        goto abort;
+    }
     for (int i = 0; i < STORE_DB_COUNT; i++) {
         if ((rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE, &s->dbi[i])) != 0) {
             rc = ads_diag_set(diag, store_err(rc), "", "cannot open database '%s' in %s: %s", store_db_names[i], dir,
@@ -143,7 +152,13 @@ static int store_prepare(struct store *s, const char *dir, struct ads_diag *diag
         }
     }
     rc = mdb_get(txn, s->dbi[STORE_DB_META], &key, &val);
-    if (rc == MDB_NOTFOUND) {
+    if (rc == MDB_NOTFOUND && main_st.ms_entries > 0) {
+        rc = ads_diag_set(diag, ADS_EDATA_INVALID, "",
+                          "%s holds an LMDB environment without adsmith's meta record: another program's data? "
+                          "choose another data_dir",
+                          dir);
+        goto abort;
+    } else if (rc == MDB_NOTFOUND) {
         if ((rc = store_meta_write(s, txn)) != 0) {
             rc = ads_diag_set(diag, rc, "", "cannot write the meta record in %s: %s", dir, ads_err_message(rc));
             goto abort;

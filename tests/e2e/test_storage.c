@@ -153,3 +153,43 @@ Test(storage, a_directory_from_a_newer_schema_is_refused_and_left_alone, .timeou
     cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
     cJSON_Delete(rec);
 }
+
+/* The retry thread may find, once the directory appears, data this build can
+ * never read: the daemon must then stop with status 1, not wait forever. */
+Test(storage, a_refusal_found_by_a_retry_stops_the_daemon_with_status_1, .timeout = 30)
+{
+    char file[E2E_PATH_MAX + 16], prepared[E2E_PATH_MAX + 16], link[E2E_PATH_MAX + 16], next[E2E_PATH_MAX + 16];
+    char prepared_data[E2E_PATH_MAX + 32], data_dir[E2E_PATH_MAX + 32];
+    cJSON *rec = NULL;
+    int status = -1;
+    FILE *f;
+
+    /* data_dir lies under a symbolic link that first points at a regular file
+     * (ENOTDIR: storage unavailable), then, swapped atomically by rename(2), at
+     * a directory holding a future schema's data. */
+    snprintf(file, sizeof(file), "%s/file", d.dir);
+    snprintf(prepared, sizeof(prepared), "%s/prepared", d.dir);
+    snprintf(prepared_data, sizeof(prepared_data), "%s/data", prepared);
+    snprintf(link, sizeof(link), "%s/link", d.dir);
+    snprintf(next, sizeof(next), "%s/link.next", d.dir);
+    snprintf(data_dir, sizeof(data_dir), "%s/data", link);
+    cr_assert_not_null(f = fopen(file, "w"));
+    fclose(f);
+    cr_assert_eq(symlink(file, link), 0);
+    cr_assert_eq(mkdir(prepared, 0750), 0);
+    write_future_meta(prepared_data);
+
+    const char *args[] = {"--data-dir", data_dir, "--storage-retry-ms", "200", NULL};
+    cr_assert_eq(e2e_daemon_start(&d, args), 0, "%s", d.why);
+    cr_assert(e2e_log_has(&d, "storage unavailable"));
+
+    cr_assert_eq(symlink(prepared, next), 0);
+    cr_assert_eq(rename(next, link), 0);
+    cr_assert_eq(e2e_daemon_wait(&d, 10000, &status), 0, "the daemon kept running on data it cannot read");
+    cr_assert_eq(status, 1, "exit status %d, expected 1", status);
+    cr_assert_eq(e2e_log_find(&d, "storage refused", &rec), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(rec, "error")->valuestring, "data_version_too_new");
+    cJSON_Delete(rec);
+    cr_assert(e2e_log_has(&d, "stopped"), "the daemon did not shut down gracefully");
+    cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
+}

@@ -172,6 +172,34 @@ static pid_t child_open(const int *hold, int ready)
     return pid;
 }
 
+Test(store, refuses_an_environment_of_another_program_and_leaves_it_alone)
+{
+    struct store *s = NULL;
+    struct ads_diag d;
+    MDB_env *env = raw_open();
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {3, "key"}, v = {5, "value"};
+    MDB_stat st;
+
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    cr_assert_eq(store_open(dir, 8u << 20, &d, NULL, &s), ADS_EDATA_INVALID);
+    cr_assert_null(s);
+    cr_assert_not_null(strstr(d.message, "without adsmith's meta record"), "%s", d.message);
+    env = raw_open();
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
+    cr_assert_eq(st.ms_entries, 1, "store_open added databases to a foreign environment");
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 Test(store, clears_reader_slots_of_dead_processes)
 {
     struct store *s;
