@@ -26,6 +26,9 @@
  * connections close at once. See srv_worker_drain(). */
 #define SRV_DRAIN_READ_MS 1000
 #define SRV_ACCEPTS_PER_WAKE 16
+/* When accept() fails for lack of descriptors the listener stays readable;
+ * stop polling it this long instead of spinning. */
+#define SRV_ACCEPT_PAUSE_MS 100
 
 struct srv_worker {
     h2o_context_t ctx; /* first, so a context pointer is a worker pointer */
@@ -38,6 +41,7 @@ struct srv_worker {
     h2o_socket_t *lsock[CFG_MAX_LISTEN];
     size_t nconns; /* touched only by this worker's thread */
     bool drained;  /* every connection closed before the deadline */
+    h2o_timeout_entry_t accept_resume; /* linked while accepting is paused (EMFILE) */
 };
 
 struct srv_hook {
@@ -61,6 +65,7 @@ struct srv {
     uint64_t deadline_ms; /* CLOCK_MONOTONIC; written before `stop` is set */
     struct srv_hook hooks[SRV_MAX_RELOAD_HOOKS];
     size_t nhooks;
+    long max_connections; /* max_connections, lowered to what the descriptor limit allows */
 };
 
 static uint64_t srv_now_ms(void)
@@ -262,6 +267,35 @@ static void srv_on_close(void *data)
     atomic_fetch_sub(&w->srv->app->connections, 1);
 }
 
+static void srv_on_accept(h2o_socket_t *listener, const char *err);
+
+static void srv_accept_resume(h2o_timeout_entry_t *entry)
+{
+    struct srv_worker *w = H2O_STRUCT_FROM_MEMBER(struct srv_worker, accept_resume, entry);
+
+    for (size_t i = 0; i < w->srv->nlisten; i++) {
+        if (w->lsock[i] != NULL)
+            h2o_socket_read_start(w->lsock[i], srv_on_accept);
+    }
+}
+
+static void srv_accept_pause(struct srv_worker *w, int err)
+{
+    struct lg_rec r;
+
+    if (h2o_timeout_is_linked(&w->accept_resume))
+        return;
+    for (size_t i = 0; i < w->srv->nlisten; i++)
+        h2o_socket_read_stop(w->lsock[i]);
+    w->accept_resume.cb = srv_accept_resume;
+    h2o_timeout_link(w->ctx.loop, &w->ctx.hundred_ms_timeout, &w->accept_resume);
+    lg_begin(&r, LG_WARN, "accept paused: out of file descriptors");
+    lg_str(&r, "detail", strerror(err));
+    lg_uint(&r, "worker", w->idx);
+    lg_uint(&r, "pause_ms", SRV_ACCEPT_PAUSE_MS);
+    lg_end(&r);
+}
+
 static void srv_on_accept(h2o_socket_t *listener, const char *err)
 {
     struct srv_worker *w = listener->data;
@@ -271,9 +305,12 @@ static void srv_on_accept(h2o_socket_t *listener, const char *err)
         return;
     for (int i = 0; i < SRV_ACCEPTS_PER_WAKE; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
+        if (sock == NULL) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                srv_accept_pause(w, errno);
             break;
-        if (atomic_fetch_add(&app->connections, 1) >= (long)w->srv->cfg->max_connections) {
+        }
+        if (atomic_fetch_add(&app->connections, 1) >= w->srv->max_connections) {
             atomic_fetch_sub(&app->connections, 1);
             met_conn_rejected(app->metrics, w->idx);
             h2o_socket_close(sock);
@@ -302,6 +339,7 @@ static void srv_worker_drain(struct srv_worker *w)
     struct srv *s = w->srv;
     uint64_t now;
 
+    h2o_timeout_unlink(&w->accept_resume);
     for (size_t i = 0; i < s->nlisten; i++) {
         h2o_socket_read_stop(w->lsock[i]);
         h2o_socket_close(w->lsock[i]);
@@ -316,6 +354,9 @@ static void srv_worker_drain(struct srv_worker *w)
      * connections now and bounds requests still being read. */
     if (w->ctx.http1.req_timeout.timeout > SRV_DRAIN_READ_MS)
         w->ctx.http1.req_timeout.timeout = SRV_DRAIN_READ_MS;
+    /* Likewise a connection that has not finished (or begun) its TLS handshake. */
+    if (w->ctx.handshake_timeout.timeout > SRV_DRAIN_READ_MS)
+        w->ctx.handshake_timeout.timeout = SRV_DRAIN_READ_MS;
     while (w->nconns > 0 && (now = srv_now_ms()) < s->deadline_ms)
         h2o_evloop_run(w->ctx.loop, (int32_t)(s->deadline_ms - now));
     w->drained = w->nconns == 0;
@@ -366,22 +407,29 @@ static void *srv_worker_main(void *arg)
 }
 
 /* Lets the process hold max_connections sockets: the soft descriptor limit is
- * often 1024 while the hard limit is far higher. */
-static void srv_raise_nofile(const struct cfg *c)
+ * often 1024 while the hard limit is far higher. Where the hard limit is too
+ * low, max_connections is lowered to fit, so accept() does not run out. */
+static void srv_fit_nofile(struct srv *s)
 {
+    const struct cfg *c = s->cfg;
+    rlim_t reserve = 64 + (rlim_t)c->threads * (c->nlisten + 4);
+    rlim_t want = (rlim_t)c->max_connections + reserve;
     struct rlimit rl;
-    rlim_t want = (rlim_t)c->max_connections + 64 + (rlim_t)c->threads * c->nlisten;
+    struct lg_rec r;
 
+    s->max_connections = (long)c->max_connections;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
         return;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want) {
-        struct lg_rec r;
-        lg_begin(&r, LG_WARN, "the descriptor limit is below max_connections");
-        lg_uint(&r, "nofile", rl.rlim_cur);
-        lg_uint(&r, "max_connections", c->max_connections);
-        lg_end(&r);
-    }
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur >= want)
+        return;
+    s->max_connections = rl.rlim_cur > reserve + 1 ? (long)(rl.rlim_cur - reserve) : 1;
+    lg_begin(&r, LG_WARN, "max_connections lowered to fit the descriptor limit");
+    lg_uint(&r, "nofile", rl.rlim_cur);
+    lg_uint(&r, "max_connections", (uint64_t)s->max_connections);
+    lg_end(&r);
 }
 
 static void srv_begin_shutdown(struct srv *s, int signo)
@@ -438,7 +486,7 @@ int srv_run(struct srv *s)
     /* Workers inherit this mask, so the signals reach only sigwait() below. */
     srv_block_signals();
     srv_signal_set(&set);
-    srv_raise_nofile(s->cfg);
+    srv_fit_nofile(s);
 
     pthread_barrier_init(&s->started, NULL, s->nworkers + 1);
     pthread_barrier_init(&s->woken, NULL, s->nworkers + 1);

@@ -340,6 +340,30 @@ Test(shutdown, idle_keepalive_does_not_hold_shutdown, .timeout = 30)
     cr_assert_lt(e2e_now_ms() - t0, 3000);
 }
 
+/* A TLS connection that never sends its ClientHello is neither idle HTTP/1.1
+ * nor HTTP/2: it must not hold the drain until handshake_timeout_ms. */
+Test(shutdown, silent_tls_connection_does_not_hold_shutdown, .timeout = 30)
+{
+    const char *extra[] = {"--tls-cert", dmn.cert_path, "--tls-key", dmn.key_path, "--handshake-timeout-ms", "30000",
+                           NULL};
+    uint64_t t0;
+    int fd, rc;
+
+    rc = e2e_tls_cert(&dmn);
+    cr_assert_eq(rc, 0, "%s", dmn.why);
+    start(extra);
+    rc = e2e_tcp_connect(dmn.port, &fd);
+    cr_assert_eq(rc, 0);
+    t0 = e2e_now_ms();
+    rc = e2e_daemon_signal(&dmn, SIGTERM);
+    cr_assert_eq(rc, 0);
+    rc = e2e_tcp_wait_eof(fd, 3000);
+    close(fd);
+    cr_assert_eq(rc, 0, "the silent TLS connection was still open 3 s after SIGTERM");
+    assert_exits_cleanly(3000 - (int)(e2e_now_ms() - t0));
+    cr_assert_eq(record_num("stopped", "connections_cut"), 0);
+}
+
 Test(shutdown, readyz_is_503_while_draining, .timeout = 30)
 {
     const char *extra[] = {"--idle-timeout-ms", "30000", NULL};
