@@ -2,11 +2,14 @@
 # scripts/install-deps.sh, the same script the README's commands use.
 
 FROM debian:bookworm-slim AS build
+# The build context has no .git: pass the commit, e.g.
+#   docker build --build-arg ADSMITH_COMMIT=$(git describe --always --dirty) .
+ARG ADSMITH_COMMIT=unknown
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN meson setup /build -Dtests=false -Dbuildtype=release \
+RUN meson setup /build -Dtests=false -Dbuildtype=release -Dcommit="$ADSMITH_COMMIT" \
  && meson compile -C /build adsmith \
  && strip /build/adsmith
 

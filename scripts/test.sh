@@ -19,6 +19,8 @@ run_suite() { # build-dir, meson options...
 }
 
 status=0
+# The closing line below reads these logs: never let a previous run's stand in.
+rm -f build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt
 run_suite build -Dtests=true || status=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 run_suite build-asan -Dtests=true -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || status=1

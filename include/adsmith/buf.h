@@ -39,7 +39,7 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
  */
 void buf_json_str(struct buf *b, const char *s, size_t len);
 
-/** Appends `"key":` followed by the JSON string @p val (NUL-terminated). */
+/** Appends `"key":` followed by the JSON string @p val. Both NUL-terminated, neither NULL. */
 void buf_json_kv(struct buf *b, const char *key, const char *val);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * adsmith error codes.
  *
- * Every function in the core library returns an int: 0 on success, a negative
- * value on failure. Negative errno values (-ENOMEM, -EINVAL, ...) pass through
+ * Every function of the core library that can fail returns an int: 0 on
+ * success, a negative value on failure. Negative errno values (-ENOMEM, -EINVAL, ...) pass through
  * unchanged; adsmith's own codes live in a reserved range below
  * ADS_ERR_BASE, far from errno (< 4096) and from LMDB's (-30799 .. -30780).
  *

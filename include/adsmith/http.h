@@ -70,10 +70,11 @@ void http_send_error(struct http_req *r, int err, const char *pointer, const cha
     __attribute__((format(printf, 4, 5)));
 
 /**
- * Writes the JSON error body for @p err into @p out. Shared by http_send_error()
- * and the filter that rewrites libh2o's own plain-text errors.
+ * Writes the JSON error body for @p err into @p ret_body. @p pointer (NULL: "")
+ * and @p message (NULL: the code's default) are escaped. Shared by
+ * http_send_error() and the filter that rewrites libh2o's own plain-text errors.
  */
-void http_error_body(struct buf *out, int err, const char *pointer, const char *message);
+void http_error_body(int err, const char *pointer, const char *message, struct buf *ret_body);
 
 /**
  * Registers the router on @p host: one h2o handler on "/" that dispatches the

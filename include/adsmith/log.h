@@ -8,8 +8,8 @@
  * in LG_MAX_RECORD is shortened or dropped, and the record (still valid JSON)
  * is marked "truncated":true.
  *
- * Only the program layer (service/cli, service/http, handlers) logs; library
- * modules return error codes and an ads_diag instead.
+ * Only the program layer (service/cli, service/app, service/http, handlers)
+ * logs; library modules return error codes and an ads_diag instead.
  */
 #ifndef ADSMITH_LOG_H
 #define ADSMITH_LOG_H
@@ -46,16 +46,19 @@ struct lg_rec {
     char mem[LG_MAX_RECORD];
 };
 
-/** Starts a record. If the level is disabled, the other calls are no-ops. */
+/** Starts a record with "ts", "level" and "msg". If the level is disabled, the other calls are no-ops. */
 void lg_begin(struct lg_rec *r, enum lg_level level, const char *msg);
+/** Adds a string field (NULL: ""); any bytes, escaped to valid JSON. */
 void lg_str(struct lg_rec *r, const char *key, const char *val);
+/** Adds a string field of @p len bytes, which need not be NUL-terminated. */
 void lg_strn(struct lg_rec *r, const char *key, const char *val, size_t len);
+/** Add number and boolean fields. */
 void lg_int(struct lg_rec *r, const char *key, int64_t val);
 void lg_uint(struct lg_rec *r, const char *key, uint64_t val);
 void lg_bool(struct lg_rec *r, const char *key, bool val);
 /** Adds "error":NAME and "detail":MESSAGE for an error code. */
 void lg_err(struct lg_rec *r, int code);
-/** Writes the record. */
+/** Closes the record and writes it to the log descriptor with one write(2). */
 void lg_end(struct lg_rec *r);
 
 /** Shorthand for a record with only a message. */

@@ -29,7 +29,10 @@ struct srv;
  */
 int srv_new(struct app *app, struct ads_diag *ret_diag, struct srv **ret_srv);
 
-/** Number of listen addresses and the i-th one as bound ("127.0.0.1:43817"). */
+/**
+ * Number of listen addresses, and the i-th one as bound ("127.0.0.1:43817"),
+ * NULL past the end. The string belongs to @p s and lives until srv_free().
+ */
 size_t srv_listen_count(const struct srv *s);
 const char *srv_listen_addr(const struct srv *s, size_t i);
 

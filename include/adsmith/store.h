@@ -62,6 +62,7 @@ struct store_open_info {
  *   ADS_ENOMEM.
  * On failure @p ret_diag says what happened and what to do.
  */
+/* @p ret_diag and @p ret_info may be NULL. */
 int store_open(const char *dir, uint64_t map_size, struct ads_diag *ret_diag, struct store_open_info *ret_info,
                struct store **ret_store);
 

@@ -42,7 +42,7 @@ static const struct cfg_setting cfg_settings[] = {
      "LMDB environment directory (created if missing)"},
     {"config", CFG_T_STR, OFF(config_file), "", 0, 0, CFG_F_NO_FILE, "FILE", "config file of NAME = VALUE lines"},
     {"threads", CFG_T_UINT, OFF(threads), "0", 0, 256, 0, "N", "worker threads, each with its own loop; 0 = one per CPU core"},
-    {"max_connections", CFG_T_UINT, OFF(max_connections), "4096", 1, 1000000, 0, "N",
+    {"max_connections", CFG_T_UINT, OFF(max_connections), "1024", 1, 1000000, 0, "N",
      "open client connections, all threads together; more are closed at accept"},
     {"max_body", CFG_T_SIZE, OFF(max_body), "256KiB", 1, 64 * MiB, 0, "SIZE", "largest request body accepted (413 beyond)"},
     {"max_header_bytes", CFG_T_SIZE, OFF(max_header_bytes), "16KiB", 1 * KiB, 256 * KiB, 0, "SIZE",

@@ -18,9 +18,10 @@ static const struct err_entry err_table[] = {
 
 static const struct err_entry *err_find(int code)
 {
-    /* Codes are dense: -(BASE+1), -(BASE+2), ... so the index is computed, not searched. */
-    int idx = -code - ADS_ERR_BASE - 1;
-    if (idx < 0 || (size_t)idx >= sizeof(err_table) / sizeof(err_table[0]))
+    /* Codes are dense: -(BASE+1), -(BASE+2), ... so the index is computed, not
+     * searched (in long long, so that no int value overflows). */
+    long long idx = -(long long)code - ADS_ERR_BASE - 1;
+    if (idx < 0 || idx >= (long long)(sizeof(err_table) / sizeof(err_table[0])))
         return NULL;
     return &err_table[idx];
 }

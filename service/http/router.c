@@ -129,7 +129,7 @@ void http_send_json(struct http_req *r, int status, const char *body, size_t len
     http_send(r, status, "application/json", body, len);
 }
 
-void http_error_body(struct buf *out, int err, const char *pointer, const char *message)
+void http_error_body(int err, const char *pointer, const char *message, struct buf *out)
 {
     buf_puts(out, "{\"error\":{");
     buf_json_kv(out, "code", ads_err_name(err));
@@ -163,7 +163,7 @@ void http_send_error(struct http_req *r, int err, const char *pointer, const cha
     }
     snprintf(ptr, sizeof(ptr), "%s", pointer != NULL ? pointer : "");
     buf_init(&b, mem, HTTP_ERROR_BODY_CAP);
-    http_error_body(&b, err, ptr, message);
+    http_error_body(err, ptr, message, &b);
     http_send_json(r, http_status_of(err), b.base, b.len);
 }
 
@@ -194,7 +194,7 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct http_router *router = (struct http_router *)self;
     const struct cfg *cfg = router->app->cfg;
-    size_t nroutes, i;
+    size_t nroutes, i, header_bytes;
     const struct http_route *routes = http_routes(&nroutes);
     struct http_req *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
     char allow[128];
@@ -208,10 +208,10 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
                            .answered = false};
     met_inflight_add(r->app->metrics, r->worker, 1);
 
-    if (http_header_bytes(req) > cfg->max_header_bytes) {
+    if ((header_bytes = http_header_bytes(req)) > cfg->max_header_bytes) {
         http_send_error(r, ADS_EHEADERS_TOO_LARGE, NULL,
                         "the request line and headers total %zu bytes; the limit (max_header_bytes) is %llu",
-                        http_header_bytes(req), (unsigned long long)cfg->max_header_bytes);
+                        header_bytes, (unsigned long long)cfg->max_header_bytes);
         return 0;
     }
     if (req->entity.base != NULL && req->entity.len > cfg->max_body) {
@@ -274,7 +274,6 @@ static int http_err_of_status(int status)
     case 405: return ADS_EMETHOD;
     case 413: return ADS_EBODY_TOO_LARGE;
     case 431: return ADS_EHEADERS_TOO_LARGE;
-    case 503: return ADS_ESHUTTING_DOWN;
     default: return status >= 500 ? ADS_EINTERNAL : ADS_EHTTP_ERROR;
     }
 }
@@ -308,7 +307,7 @@ static void http_errostream_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_
 
     mem = h2o_mem_alloc_pool(&req->pool, HTTP_ERROR_BODY_CAP);
     buf_init(&b, mem, HTTP_ERROR_BODY_CAP);
-    http_error_body(&b, err, "", mb.len > 0 ? message : NULL);
+    http_error_body(err, "", mb.len > 0 ? message : NULL, &b);
     out = h2o_iovec_init(b.base, b.len);
     /* Headers have not gone out yet: the connection writes them on the first send below. */
     req->res.content_length = b.len;

@@ -97,7 +97,7 @@ static void srv_addr_name(const struct sockaddr_storage *ss, char *out, size_t o
 
 /* Opens one listening socket. Every worker binds its own socket to the same
  * address with SO_REUSEPORT, and the kernel balances new connections. */
-static int srv_listen_fd(const struct sockaddr_storage *ss, socklen_t len)
+static int srv_listen_fd(const struct sockaddr_storage *ss, socklen_t len, int *ret_fd)
 {
     int fd, on = 1;
 
@@ -112,7 +112,8 @@ static int srv_listen_fd(const struct sockaddr_storage *ss, socklen_t len)
         close(fd);
         return err;
     }
-    return fd;
+    *ret_fd = fd;
+    return 0;
 }
 
 /* SO_REUSEPORT would let this process share a port with another one (a second
@@ -144,14 +145,12 @@ static int srv_bind_all(struct srv *s, struct ads_diag *diag)
             return ads_diag_set(diag, ADS_ECONFIG, "/listen", "cannot listen on %s: %s", s->cfg->listen[i],
                                 strerror(-rc));
         for (unsigned w = 0; w < s->nworkers; w++) {
-            int fd = srv_listen_fd(&ss, len);
-            if (fd < 0)
+            if ((rc = srv_listen_fd(&ss, len, &s->workers[w].fd[i])) != 0)
                 return ads_diag_set(diag, ADS_ECONFIG, "/listen", "cannot listen on %s: %s", s->cfg->listen[i],
-                                    strerror(-fd));
-            s->workers[w].fd[i] = fd;
+                                    strerror(-rc));
             /* Port 0 asks the kernel for a free port; the first socket learns it
              * and the other workers bind that same port. */
-            if (w == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+            if (w == 0 && getsockname(s->workers[w].fd[i], (struct sockaddr *)&ss, &len) != 0)
                 return ads_diag_set(diag, ADS_ECONFIG, "/listen", "getsockname: %s", strerror(errno));
         }
         srv_addr_name(&ss, s->addr[i], sizeof(s->addr[i]));

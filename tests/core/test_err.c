@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "adsmith/err.h"
@@ -47,6 +48,8 @@ Test(err, errno_passes_through)
     cr_assert_str_eq(ads_err_name(0), "ok");
     cr_assert_str_eq(ads_err_name(-(ADS_ERR_BASE + ADS_ERR_COUNT + 1)), "unknown");
     cr_assert_str_eq(ads_err_name(5), "unknown");
+    cr_assert_str_eq(ads_err_name(INT_MIN), "unknown");
+    cr_assert_str_eq(ads_err_name(INT_MAX), "unknown");
 }
 
 Test(err, diag_formats_truncates_and_returns_the_code)

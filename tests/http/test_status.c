@@ -34,10 +34,10 @@ Test(status, error_body_has_the_published_shape)
     struct buf b;
 
     buf_init(&b, mem, sizeof(mem));
-    http_error_body(&b, ADS_ENOT_FOUND, "/imp/0/id", "no \"imp\"");
+    http_error_body(ADS_ENOT_FOUND, "/imp/0/id", "no \"imp\"", &b);
     cr_assert_str_eq(mem, "{\"error\":{\"code\":\"not_found\",\"message\":\"no \\\"imp\\\"\",\"pointer\":\"/imp/0/id\"}}");
     buf_init(&b, mem, sizeof(mem));
-    http_error_body(&b, ADS_EMETHOD, NULL, NULL);
+    http_error_body(ADS_EMETHOD, NULL, NULL, &b);
     cr_assert_str_eq(mem, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"this path does not accept that "
                           "method; see the Allow header\",\"pointer\":\"\"}}");
 }
