@@ -506,7 +506,7 @@ int srv_run(struct srv *s)
         lg_str(&r, "protocols", s->ssl != NULL ? "h2,http/1.1" : "http/1.1,h2c");
         lg_end(&r);
     }
-    lg_begin(&r, LG_INFO, "ready");
+    lg_begin(&r, LG_INFO, "serving");
     lg_uint(&r, "threads", s->nworkers);
     lg_int(&r, "pid", getpid());
     lg_end(&r);

@@ -519,12 +519,12 @@ int e2e_daemon_start(struct e2e_daemon *d, const char *const extra_args[])
 
     deadline = e2e_now_ms() + E2E_READY_TIMEOUT_MS;
     for (;;) {
-        /* Look at the log first: a daemon that logs "ready" and then dies is caught by the test. */
-        if (e2e_log_has(d, "ready"))
+        /* Look at the log first: a daemon that logs "serving" and then dies is caught by the test. */
+        if (e2e_log_has(d, "serving"))
             break;
         if (!e2e_daemon_running(d)) {
-            /* It may have logged "ready" between the two checks. */
-            if (e2e_log_has(d, "ready"))
+            /* It may have logged "serving" between the two checks. */
+            if (e2e_log_has(d, "serving"))
                 break;
             e2e_why(d, -ECHILD, "adsmith exited with status %d before it was ready", d->status);
             e2e_why_tail(d, "log tail", d->log_path);

@@ -5,7 +5,7 @@
  * directory (mkdtemp) that holds everything the test creates: the daemon's
  * data directory, its stdout and stderr, a generated TLS certificate.
  * e2e_daemon_start() runs `$ADSMITH_BIN serve` on an ephemeral loopback port
- * and returns once the daemon logged "ready"; the e2e_http*() and e2e_tcp*()
+ * and returns once the daemon logged "serving"; the e2e_http*() and e2e_tcp*()
  * helpers then reach it over 127.0.0.1 only. e2e_daemon_done() kills a daemon
  * still running and removes the directory.
  *
@@ -78,7 +78,7 @@ int e2e_daemon_spawn(struct e2e_daemon *d, const char *const args[]);
 /**
  * Runs `adsmith serve --listen 127.0.0.1:0 --data-dir <dir>/data --threads 2`
  * followed by @p extra_args (NULL-terminated; NULL for none) and waits up to
- * E2E_READY_TIMEOUT_MS for the "ready" record. Sets d->port from the first
+ * E2E_READY_TIMEOUT_MS for the "serving" record. Sets d->port from the first
  * "listening" record.
  * @return 0; -ECHILD when the daemon exited before it was ready (d->status
  *         holds its status); -ETIMEDOUT; -EPROTO when a "listening" record has

@@ -446,7 +446,7 @@ Test(server, address_in_use_exits_2, .timeout = 30)
     close(fd);
     cr_assert_eq(rc, 0, "adsmith kept running on a port in use");
     cr_assert_eq(status, 2, "exit status %d, expected 2", status);
-    cr_assert_not(e2e_log_has(&dmn, "ready"));
+    cr_assert_not(e2e_log_has(&dmn, "serving"));
     rc = e2e_log_find(&dmn, "cannot start the server", &rec);
     cr_assert_eq(rc, 0, "no \"cannot start the server\" record");
     level = cJSON_GetObjectItemCaseSensitive(rec, "level");
@@ -543,7 +543,7 @@ Test(server, unreadable_meta_record_is_refused_with_exit_1, .timeout = 30)
     rc = e2e_daemon_wait(&dmn, 10000, &status);
     cr_assert_eq(rc, 0, "adsmith kept running on data it cannot read");
     cr_assert_eq(status, 1, "exit status %d, expected 1", status);
-    cr_assert_not(e2e_log_has(&dmn, "ready"));
+    cr_assert_not(e2e_log_has(&dmn, "serving"));
     rc = e2e_log_find(&dmn, "storage refused", &rec);
     cr_assert_eq(rc, 0, "no \"storage refused\" record");
     ok_error = strcmp(record_str(rec, "error"), "data_invalid") == 0;
