@@ -21,6 +21,7 @@ struct cfg;
 struct store;
 struct metrics;
 struct app_storage;
+struct wq;
 
 struct app {
     const struct cfg *cfg;
@@ -32,6 +33,7 @@ struct app {
     _Atomic(struct store *) store; /* read with app_store() */
     atomic_bool refused;           /* storage holds data this build can never read */
     struct app_storage *storage;   /* retry state; private to service/app/app.c */
+    struct wq *wq;                 /* the write queue (profile and event writes) */
 };
 
 /**
@@ -59,6 +61,16 @@ static inline struct store *app_store(struct app *app)
 {
     return atomic_load_explicit(&app->store, memory_order_acquire);
 }
+
+/**
+ * Starts the writer thread (app->wq) that applies profile and event writes,
+ * and sweeps expired event ids. Call after app_storage_open(), with signals
+ * blocked. Returns 0, ADS_ENOMEM or a negative errno.
+ */
+int app_writer_start(struct app *app);
+
+/** Applies the writes still queued and stops the writer. After the server stopped. Accepts app->wq NULL. */
+void app_writer_stop(struct app *app);
 
 /** Copies why storage is not open ("" when it is) into @p ret_msg (@p size bytes). Thread-safe. */
 void app_storage_error(struct app *app, char *ret_msg, size_t size);

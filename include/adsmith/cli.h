@@ -9,4 +9,15 @@
 /** `adsmith serve [OPTIONS]`: run the HTTP daemon until SIGTERM/SIGINT. */
 int cli_serve(int argc, char **argv);
 
+/**
+ * `adsmith import users FILE [OPTIONS]`: load profiles from JSON Lines or a
+ * MessagePack stream, resumably (service/cli/import.c describes the checkpoint).
+ * Exit 0; 1 if a record was rejected or storage failed; 2 on a usage error;
+ * 128 + signal number after SIGINT/SIGTERM (the batch read so far is committed).
+ */
+int cli_import(int argc, char **argv);
+
+/** `adsmith export users [OPTIONS]`: write every profile to stdout as JSON Lines. Exit 0, 1 or 2. */
+int cli_export(int argc, char **argv);
+
 #endif

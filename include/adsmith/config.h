@@ -46,6 +46,9 @@ struct cfg {
     uint32_t shutdown_timeout_ms;
     uint32_t storage_retry_ms;
     uint64_t map_size;
+    uint32_t interest_half_life_s;
+    uint32_t event_dedup_s;
+    uint32_t write_queue_max;
     int log_level; /* enum lg_level */
     bool access_log;
 

@@ -34,7 +34,11 @@
     X(SHUTTING_DOWN, 13, "shutting_down", "the service is shutting down")                                               \
     X(INTERNAL, 14, "internal", "an internal error occurred; it has been logged")                                       \
     X(HTTP_ERROR, 15, "http_error", "the HTTP request could not be processed")                                          \
-    X(DATA_INVALID, 16, "data_invalid", "the data directory does not hold adsmith data")
+    X(DATA_INVALID, 16, "data_invalid", "the data directory does not hold adsmith data")                                \
+    X(UNSUPPORTED_MEDIA, 17, "unsupported_media_type",                                                                 \
+      "send Content-Type application/json or application/msgpack")                                                      \
+    X(CONFLICT, 18, "conflict", "the request conflicts with stored data")                                              \
+    X(OVERLOADED, 19, "overloaded", "the service is at capacity; retry with backoff")
 
 enum ads_err {
 #define ADS_ERR_ENUM_(name, num, str, msg) ADS_E##name = -(ADS_ERR_BASE + (num)),

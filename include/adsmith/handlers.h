@@ -16,4 +16,19 @@ void ops_readyz(struct http_req *r);
 /** GET /metrics: Prometheus text format 0.0.4. */
 void ops_metrics(struct http_req *r);
 
+/** GET /v1/users/{id}[?source=S]: the profile (of the user holding alias S:{id} with source). */
+void users_get(struct http_req *r);
+
+/** PUT /v1/users/{id}: replace or create; 201 created or 200, with the stored profile. */
+void users_put(struct http_req *r);
+
+/** PATCH /v1/users/{id}: JSON Merge Patch; 200 with the merged profile, 404 when absent. */
+void users_patch(struct http_req *r);
+
+/** DELETE /v1/users/{id}[?source=S]: erase the profile, its aliases and counters; 204. */
+void users_delete(struct http_req *r);
+
+/** POST /v1/events: apply a batch of events; 200 {"accepted","duplicates","unresolved"}. */
+void events_post(struct http_req *r);
+
 #endif

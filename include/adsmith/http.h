@@ -17,16 +17,26 @@
 #include <stdint.h>
 
 #include "adsmith/app.h"
+#include "adsmith/doc.h"
 #include "adsmith/err.h"
 #include "adsmith/metrics.h"
+#include "adsmith/wq.h"
+
+/** What the router knows of the worker thread a request runs on. Owned by the server. */
+struct http_worker {
+    unsigned idx;        /* metrics shard */
+    struct wq_port port; /* where this worker's write-queue jobs report back */
+};
 
 /** One routed request; allocated from the request's pool, lives as long as the request. */
 struct http_req {
     h2o_req_t *req;
     struct app *app;
-    unsigned worker;  /* index of the worker thread = metrics shard */
-    size_t route;     /* index in the route table, or the count for "unmatched" */
-    uint64_t t0_ns;   /* CLOCK_MONOTONIC at routing */
+    struct http_worker *hw;
+    unsigned worker;    /* hw->idx */
+    size_t route;       /* index in the route table, or the count for "unmatched" */
+    uint64_t t0_ns;     /* CLOCK_MONOTONIC at routing */
+    h2o_iovec_t param;  /* the {id} segment of the raw path, still percent-encoded */
     bool answered;
 };
 
@@ -34,7 +44,7 @@ typedef void (*http_handler_fn)(struct http_req *r);
 
 struct http_route {
     const char *method; /* "GET" also answers HEAD */
-    const char *path;   /* exact path */
+    const char *path;   /* an exact path, or one ending in "/{id}": any one non-empty segment */
     http_handler_fn fn;
 };
 
@@ -82,6 +92,52 @@ void http_error_body(int err, const char *pointer, const char *message, struct b
  * own error responses (e.g. 413 before routing) into JSON error bodies.
  * @p app and @p worker_of (maps an h2o context to its worker index) are borrowed.
  */
-void http_router_register(h2o_hostconf_t *host, struct app *app, unsigned (*worker_of)(h2o_context_t *ctx));
+void http_router_register(h2o_hostconf_t *host, struct app *app,
+                          struct http_worker *(*worker_of)(h2o_context_t *ctx));
+
+/* ---- for handlers ---- */
+
+/**
+ * Percent-decodes the route's {id} segment into @p dst (@p cap bytes, NUL-terminated).
+ * @return 0 with *@p ret_len set, or ADS_EINVAL (bad escape, NUL, longer than cap - 1).
+ */
+int http_param(const struct http_req *r, char *dst, size_t cap, size_t *ret_len);
+
+/**
+ * Finds query parameter @p name and percent-decodes its value (+ is a space) into
+ * @p dst (@p cap bytes, NUL-terminated). @return 0, ADS_ENOT_FOUND, or ADS_EINVAL.
+ */
+int http_query(const struct http_req *r, const char *name, char *dst, size_t cap);
+
+/** The encoding of the request body, from Content-Type. 0 or ADS_EUNSUPPORTED_MEDIA. */
+int http_body_fmt(const struct http_req *r, enum doc_fmt *ret_fmt);
+
+/** The encoding the client accepts for the response, from Accept. */
+enum doc_fmt http_accept_fmt(const struct http_req *r);
+
+/** Answers @p status with the document in @p body (from the request pool) in @p fmt. */
+void http_send_doc(struct http_req *r, int status, enum doc_fmt fmt, const struct buf *body);
+
+/**
+ * A write-queue job on behalf of a request. The client may go away while the
+ * job waits; the job then still runs, but finish() is not called.
+ */
+struct http_job_hook;
+
+struct http_job {
+    struct wq_job wq;
+    struct http_req *r; /* NULL once the request is gone */
+    struct http_job_hook *hook;
+    /** Answers the request (still alive) from the job's outcome, job->wq.rc. */
+    void (*finish)(struct http_job *job, struct http_req *r);
+};
+
+/**
+ * Queues @p job (heap memory the caller gives up: it is free()d after
+ * finish(), or when the request is gone) with @p apply for the writer thread.
+ * When the queue refuses it, answers 503 and frees it.
+ */
+void http_job_submit(struct http_req *r, struct http_job *job, int (*apply)(struct wq_job *, MDB_txn *, struct store *),
+                     void (*finish)(struct http_job *job, struct http_req *r));
 
 #endif

@@ -31,7 +31,9 @@
     X(LEDGER, "ledger")                                                                                                  \
     X(SPEND, "spend")                                                                                                    \
     X(STATS, "stats")                                                                                                    \
-    X(KEYS, "keys")
+    X(KEYS, "keys")                                                                                                      \
+    X(ALIASES, "aliases")                                                                                                \
+    X(EVENTS, "events")
 
 enum store_db {
 #define STORE_DB_ENUM_(name, str) STORE_DB_##name,
@@ -87,6 +89,17 @@ struct store_stats {
 
 /** Reads the environment's usage. Thread-safe. Returns 0 or ADS_ESTORAGE. */
 int store_stats(struct store *s, struct store_stats *ret_stats);
+
+/**
+ * Begins (or renews) this thread's read transaction: one per thread and store,
+ * kept between calls so the bid path pays no allocation. Values read through
+ * it stay valid until store_read_end(). Calls must not nest on one thread.
+ * @return 0 with *@p ret_txn set, or an error from store_err().
+ */
+int store_read_begin(struct store *s, MDB_txn **ret_txn);
+
+/** Ends the read started by store_read_begin() (resets it for the next renew). */
+void store_read_end(MDB_txn *txn);
 
 /** Maps an LMDB return code to an adsmith error code (MDB_MAP_FULL -> ADS_ESTORAGE_FULL, ...). */
 int store_err(int mdb_rc);

@@ -12,6 +12,8 @@
 #include "adsmith/config.h"
 #include "adsmith/log.h"
 #include "adsmith/store.h"
+#include "adsmith/users.h"
+#include "adsmith/wq.h"
 
 struct app_storage {
     pthread_mutex_t mu;
@@ -20,6 +22,7 @@ struct app_storage {
     bool retrying; /* the retry thread was started */
     pthread_t tid;
     char error[256]; /* why storage is not open; "" once it is */
+    struct usr_sweep sweep; /* the writer thread's only */
 };
 
 static bool app_storage_permanent(int rc)
@@ -162,4 +165,34 @@ void app_storage_error(struct app *app, char *ret_msg, size_t size)
     pthread_mutex_lock(&st->mu);
     snprintf(ret_msg, size, "%s", st->error);
     pthread_mutex_unlock(&st->mu);
+}
+
+/* Expired event ids are swept in slices, so no commit carries a long sweep. */
+#define APP_SWEEP_SLICE 2000
+
+static struct store *app_writer_store(void *arg)
+{
+    return app_store(arg);
+}
+
+static int app_writer_maintain(MDB_txn *txn, struct store *s, void *arg)
+{
+    struct app *app = arg;
+    size_t deleted;
+
+    if (app->cfg->event_dedup_s == 0)
+        return 0;
+    return usr_sweep_events(txn, s, (uint64_t)time(NULL), app->cfg->event_dedup_s, APP_SWEEP_SLICE,
+                            &app->storage->sweep, &deleted);
+}
+
+int app_writer_start(struct app *app)
+{
+    return wq_new(app_writer_store, app_writer_maintain, app, app->cfg->write_queue_max, &app->wq);
+}
+
+void app_writer_stop(struct app *app)
+{
+    wq_free(app->wq);
+    app->wq = NULL;
 }

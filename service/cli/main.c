@@ -11,6 +11,8 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"serve", cli_serve, "run the HTTP/2 bidding and personalization daemon"},
+    {"import", cli_import, "bulk-load users from JSON Lines or a MessagePack stream"},
+    {"export", cli_export, "write every user profile as JSON Lines to stdout"},
 };
 
 static void usage(FILE *out)

@@ -103,6 +103,10 @@ int cli_serve(int argc, char **argv)
             serve_log_failure("cannot start the storage retry thread", rc, ads_err_message(rc));
         goto out;
     }
+    if ((rc = app_writer_start(&app)) != 0) {
+        serve_log_failure("cannot start the writer thread", rc, ads_err_message(rc));
+        goto out;
+    }
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
         serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
@@ -117,6 +121,7 @@ int cli_serve(int argc, char **argv)
 
 out:
     srv_free(srv);
+    app_writer_stop(&app);
     app_storage_close(&app);
     met_free(metrics);
     cfg_done(&cfg);

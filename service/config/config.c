@@ -56,6 +56,12 @@ static const struct cfg_setting cfg_settings[] = {
      "when data_dir cannot be opened (permissions, read-only, full disk), serve unready and retry this often"},
     {"map_size", CFG_T_SIZE, OFF(map_size), "1GiB", 1 * MiB, 1024 * GiB, 0, "SIZE",
      "LMDB map size: the most the database can hold (sparse; costs no disk until used)"},
+    {"interest_half_life_s", CFG_T_UINT, OFF(interest_half_life_s), "604800", 60, 31536000, 0, "SECONDS",
+     "profile interest weights halve in this time without new events"},
+    {"event_dedup_s", CFG_T_UINT, OFF(event_dedup_s), "3600", 0, 604800, 0, "SECONDS",
+     "an event id is applied once within this window (0: no deduplication); each id kept costs ~100 bytes of map"},
+    {"write_queue_max", CFG_T_UINT, OFF(write_queue_max), "256", 1, 65536, 0, "N",
+     "profile writes waiting for the writer thread; more are answered 503 overloaded"},
     {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug, info, warn or error"},
     {"access_log", CFG_T_BOOL, OFF(access_log), "false", 0, 0, 0, "BOOL", "log one record per request"},
 };

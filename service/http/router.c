@@ -18,7 +18,7 @@ static const struct {
     {ADS_EBODY_TOO_LARGE, 413},  {ADS_EHEADERS_TOO_LARGE, 431}, {ADS_EBAD_REQUEST, 400}, {ADS_ECONFIG, 500},
     {ADS_ESTORAGE, 500},         {ADS_EDATA_TOO_NEW, 500}, {ADS_ESTORAGE_FULL, 507}, {ADS_ENOT_READY, 503},
     {ADS_ESHUTTING_DOWN, 503},   {ADS_EINTERNAL, 500},   {ADS_EHTTP_ERROR, 400},
-    {ADS_EDATA_INVALID, 500},
+    {ADS_EDATA_INVALID, 500},    {ADS_EUNSUPPORTED_MEDIA, 415}, {ADS_ECONFLICT, 409}, {ADS_EOVERLOADED, 503},
 };
 
 int http_status_lookup(int err, int *ret_status)
@@ -172,7 +172,7 @@ void http_send_error(struct http_req *r, int err, const char *pointer, const cha
 struct http_router {
     h2o_handler_t super;
     struct app *app;
-    unsigned (*worker_of)(h2o_context_t *ctx);
+    struct http_worker *(*worker_of)(h2o_context_t *ctx);
 };
 
 static bool http_method_matches(const h2o_req_t *req, const char *method)
@@ -180,6 +180,31 @@ static bool http_method_matches(const h2o_req_t *req, const char *method)
     if (h2o_memis(req->method.base, req->method.len, method, strlen(method)))
         return true;
     return strcmp(method, "GET") == 0 && http_is_head(req);
+}
+
+/* Exact paths match the normalized path. A path ending in "/{id}" matches one
+ * more non-empty segment; that segment is taken from the raw path, where an
+ * encoded "/" (%2F) is still part of it, and decoded by http_param(). */
+static bool http_path_matches(const h2o_req_t *req, const char *path, h2o_iovec_t *ret_param)
+{
+    static const char marker[] = "{id}";
+    size_t plen = strlen(path), prefix, end;
+    const char *raw = req->path.base;
+    size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+
+    if (plen < sizeof(marker) || strcmp(path + plen - (sizeof(marker) - 1), marker) != 0)
+        return h2o_memis(req->path_normalized.base, req->path_normalized.len, path, plen);
+    prefix = plen - (sizeof(marker) - 1);
+    if (req->path_normalized.len <= prefix || memcmp(req->path_normalized.base, path, prefix) != 0)
+        return false;
+    if (raw_len <= prefix || memcmp(raw, path, prefix) != 0)
+        return false;
+    for (end = prefix; end < raw_len && raw[end] != '/'; end++)
+        ;
+    if (end != raw_len)
+        return false;
+    *ret_param = h2o_iovec_init(raw + prefix, end - prefix);
+    return true;
 }
 
 static size_t http_header_bytes(const h2o_req_t *req)
@@ -197,12 +222,14 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t nroutes, i, header_bytes;
     const struct http_route *routes = http_routes(&nroutes);
     struct http_req *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
+    struct http_worker *hw = router->worker_of(req->conn->ctx);
     char allow[128];
     struct buf ab;
 
     *r = (struct http_req){.req = req,
                            .app = router->app,
-                           .worker = router->worker_of(req->conn->ctx),
+                           .hw = hw,
+                           .worker = hw->idx,
                            .route = nroutes,
                            .t0_ns = http_now_ns(),
                            .answered = false};
@@ -222,7 +249,7 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     buf_init(&ab, allow, sizeof(allow));
     for (i = 0; i < nroutes; i++) {
-        if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, routes[i].path, strlen(routes[i].path)))
+        if (!http_path_matches(req, routes[i].path, &r->param))
             continue;
         if (http_method_matches(req, routes[i].method)) {
             r->route = i;
@@ -258,7 +285,7 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
 struct http_errfilter {
     h2o_filter_t super;
     struct app *app;
-    unsigned (*worker_of)(h2o_context_t *ctx);
+    struct http_worker *(*worker_of)(h2o_context_t *ctx);
 };
 
 struct http_errostream {
@@ -312,7 +339,7 @@ static void http_errostream_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_
     /* Headers have not gone out yet: the connection writes them on the first send below. */
     req->res.content_length = b.len;
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
-    met_record(f->app->metrics, f->worker_of(req->conn->ctx), SIZE_MAX, req->res.status, 0);
+    met_record(f->app->metrics, f->worker_of(req->conn->ctx)->idx, SIZE_MAX, req->res.status, 0);
     if (http_is_head(req))
         h2o_ostream_send_next(self, req, NULL, 0, state);
     else
@@ -333,7 +360,8 @@ static void http_errfilter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_setup_next_ostream(req, slot);
 }
 
-void http_router_register(h2o_hostconf_t *host, struct app *app, unsigned (*worker_of)(h2o_context_t *ctx))
+void http_router_register(h2o_hostconf_t *host, struct app *app,
+                          struct http_worker *(*worker_of)(h2o_context_t *ctx))
 {
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     struct http_router *router = (struct http_router *)h2o_create_handler(path, sizeof(*router));

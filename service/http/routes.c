@@ -6,6 +6,11 @@ static const struct http_route http_route_table[] = {
     {"GET", "/healthz", ops_healthz},
     {"GET", "/readyz", ops_readyz},
     {"GET", "/metrics", ops_metrics},
+    {"GET", "/v1/users/{id}", users_get},
+    {"PUT", "/v1/users/{id}", users_put},
+    {"PATCH", "/v1/users/{id}", users_patch},
+    {"DELETE", "/v1/users/{id}", users_delete},
+    {"POST", "/v1/events", events_post},
 };
 
 #define HTTP_NROUTES (sizeof(http_route_table) / sizeof(http_route_table[0]))

@@ -36,6 +36,7 @@ struct srv_worker {
     unsigned idx;
     pthread_t tid;
     h2o_multithread_receiver_t wake;
+    struct http_worker hw; /* index and write-queue port, for the router */
     h2o_accept_ctx_t actx;
     int fd[CFG_MAX_LISTEN];
     h2o_socket_t *lsock[CFG_MAX_LISTEN];
@@ -75,9 +76,9 @@ static uint64_t srv_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static unsigned srv_worker_of(h2o_context_t *ctx)
+static struct http_worker *srv_worker_of(h2o_context_t *ctx)
 {
-    return ((struct srv_worker *)ctx)->idx;
+    return &((struct srv_worker *)ctx)->hw;
 }
 
 static void srv_addr_name(const struct sockaddr_storage *ss, char *out, size_t outsz)
@@ -227,6 +228,7 @@ int srv_new(struct app *app, struct ads_diag *ret_diag, struct srv **ret_srv)
     for (unsigned w = 0; w < s->nworkers; w++) {
         s->workers[w].srv = s;
         s->workers[w].idx = w;
+        s->workers[w].hw.idx = w;
         for (size_t i = 0; i < CFG_MAX_LISTEN; i++)
             s->workers[w].fd[i] = -1;
     }
@@ -356,9 +358,11 @@ static void srv_worker_drain(struct srv_worker *w)
     /* Likewise a connection that has not finished (or begun) its TLS handshake. */
     if (w->ctx.handshake_timeout.timeout > SRV_DRAIN_READ_MS)
         w->ctx.handshake_timeout.timeout = SRV_DRAIN_READ_MS;
-    while (w->nconns > 0 && (now = srv_now_ms()) < s->deadline_ms)
+    /* Writes still queued report back to this loop, even for requests whose
+     * client has gone: wait for them too. */
+    while ((w->nconns > 0 || w->hw.port.pending > 0) && (now = srv_now_ms()) < s->deadline_ms)
         h2o_evloop_run(w->ctx.loop, (int32_t)(s->deadline_ms - now));
-    w->drained = w->nconns == 0;
+    w->drained = w->nconns == 0 && w->hw.port.pending == 0;
 }
 
 static void *srv_worker_main(void *arg)
@@ -369,6 +373,7 @@ static void *srv_worker_main(void *arg)
 
     h2o_context_init(&w->ctx, loop, &s->gconf);
     h2o_multithread_register_receiver(w->ctx.queue, &w->wake, srv_on_wake);
+    wq_port_init(&w->hw.port, w->ctx.queue);
     w->actx.ctx = &w->ctx;
     w->actx.hosts = s->gconf.hosts;
     w->actx.ssl_ctx = s->ssl;
@@ -397,6 +402,7 @@ static void *srv_worker_main(void *arg)
         h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
         h2o_multithread_queue_t *queue = w->ctx.queue;
         h2o_multithread_unregister_receiver(queue, &w->wake);
+        wq_port_dispose(&w->hw.port);
         h2o_context_dispose(&w->ctx);
         /* libh2o 2.2.5's evloop build closes the queue's pipe but never frees the queue. */
         free(queue);

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <msgpack.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +15,8 @@
 struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_DB_COUNT];
+    pthread_key_t read_key; /* each thread's MDB_txn for store_read_begin() */
+    bool read_key_made;
 };
 
 static const char *const store_db_names[] = {
@@ -190,6 +194,39 @@ abort:
     return rc;
 }
 
+/* A thread's read transaction lives in thread-specific data, aborted by the
+ * key's destructor when the thread exits (workers exit before the store is
+ * freed) or by store_free() for the thread that frees the store. */
+static void store_read_txn_dtor(void *txn)
+{
+    mdb_txn_abort(txn);
+}
+
+int store_read_begin(struct store *s, MDB_txn **ret_txn)
+{
+    MDB_txn *txn = pthread_getspecific(s->read_key);
+    int rc;
+
+    if (txn != NULL) {
+        if ((rc = mdb_txn_renew(txn)) != 0)
+            return store_err(rc);
+    } else {
+        if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+            return store_err(rc);
+        if (pthread_setspecific(s->read_key, txn) != 0) {
+            mdb_txn_abort(txn);
+            return ADS_ENOMEM;
+        }
+    }
+    *ret_txn = txn;
+    return 0;
+}
+
+void store_read_end(MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+}
+
 int store_open(const char *dir, uint64_t map_size, struct ads_diag *ret_diag, struct store_open_info *ret_info,
                struct store **ret_store)
 {
@@ -224,6 +261,11 @@ int store_open(const char *dir, uint64_t map_size, struct ads_diag *ret_diag, st
     }
     if ((rc = store_prepare(s, dir, ret_diag, &info)) != 0)
         goto fail;
+    if (pthread_key_create(&s->read_key, store_read_txn_dtor) != 0) {
+        rc = ads_diag_set(ret_diag, ADS_ENOMEM, "", "cannot create a thread key for read transactions");
+        goto fail;
+    }
+    s->read_key_made = true;
     if (ret_info != NULL)
         *ret_info = info;
     *ret_store = s;
@@ -237,8 +279,15 @@ fail:
 
 void store_free(struct store *s)
 {
+    MDB_txn *txn;
+
     if (s == NULL)
         return;
+    if (s->read_key_made) {
+        if ((txn = pthread_getspecific(s->read_key)) != NULL)
+            mdb_txn_abort(txn);
+        pthread_key_delete(s->read_key);
+    }
     mdb_env_close(s->env);
     free(s);
 }
