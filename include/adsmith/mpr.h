@@ -67,6 +67,9 @@ int mpr_f64(struct mpr *r, double *ret);
  */
 int mpr_str(struct mpr *r, const char **ret, size_t *ret_len);
 
+/** Reads a bin (bin 8/16/32) the same way as mpr_str(). 0 or ADS_EDATA_INVALID. */
+int mpr_bin(struct mpr *r, const void **ret, size_t *ret_len);
+
 /** Reads an array header; the @p *ret_n elements follow. 0 or ADS_EDATA_INVALID. */
 int mpr_array(struct mpr *r, uint32_t *ret_n);
 

@@ -12,22 +12,24 @@
  * updated_at. Times are unix seconds; 0 means never.
  *
  * Stored encoding (LMDB "users", key = the user id), version PROF_FORMAT.
- * One MessagePack array, positional so the bid path reads it in one pass:
+ * One MessagePack array, positional, with what the bid path reads first; each
+ * list is a bin holding a MessagePack array, so a reader steps over a list
+ * without walking it:
  *
  *   [0]  format        uint  PROF_FORMAT
  *   [1]  id            str
- *   [2]  created_at    uint
- *   [3]  updated_at    uint
- *   [4]  aliases       array of [source str, id str]
+ *   [2]  updated_at    uint
+ *   [3]  consent       array of 2 uint: known bits, value bits (enum prof_consent_bit)
+ *   [4]  recency       array of 4 uint: last_seen, last_impression, last_click, last_conversion
  *   [5]  attributes    array of 6 (str | nil): country, region, city, language, device, os
  *   [6]  age_band      uint  enum prof_age_band (0 = unknown)
- *   [7]  custom        map str -> str
- *   [8]  segments      array of [id str, weight float64, last_seen uint]
- *   [9]  interests     array of [id str, weight float64, updated_at uint]
- *   [10] frequency     array of [campaign str, hour_start uint, hour uint, day_start uint,
- *                                day uint, lifetime uint, clicks uint, conversions uint, last_at uint]
- *   [11] recency       array of 4 uint: last_seen, last_impression, last_click, last_conversion
- *   [12] consent       array of 2 uint: known bits, value bits (enum prof_consent_bit)
+ *   [7]  interests     bin: array of [id str, weight float64, updated_at uint]
+ *   [8]  frequency     bin: array of [campaign str, hour_start uint, hour uint, day_start uint,
+ *                                      day uint, lifetime uint, clicks uint, conversions uint, last_at uint]
+ *   [9]  segments      bin: array of [id str, weight float64, last_seen uint]
+ *   [10] created_at    uint
+ *   [11] aliases       array of [source str, id str]
+ *   [12] custom        map str -> str
  *
  * A reader accepts arrays longer than it knows (later formats append) and
  * refuses a format newer than PROF_FORMAT.

@@ -742,7 +742,11 @@ static int imp_open_input(struct imp *im, const char *file)
     if (strcmp(file, "-") == 0) {
         im->in.fd = 0;
     } else if ((im->in.fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
-        fprintf(stderr, "adsmith import: cannot open %s: %s\n", file, strerror(errno));
+        /* Opening a FIFO waits for a writer; a signal ends that wait. */
+        if (errno == EINTR && imp_stop)
+            fprintf(stderr, "interrupted while opening %s: nothing was imported\n", file);
+        else
+            fprintf(stderr, "adsmith import: cannot open %s: %s\n", file, strerror(errno));
         return 1;
     }
     if (fstat(im->in.fd, &im->st) != 0) {
@@ -755,7 +759,7 @@ static int imp_open_input(struct imp *im, const char *file)
     }
     im->in.seekable = S_ISREG(im->st.st_mode);
     if (!im->in.seekable) {
-        fprintf(stderr, "reading %s: a stream, so this import cannot be resumed if it is interrupted\n",
+        fprintf(stderr, "%s is a stream: this import cannot be resumed if it is interrupted\n",
                 im->in.fd == 0 ? "standard input" : file);
         return 0;
     }
@@ -778,10 +782,10 @@ static void imp_print_stop(struct imp *im, const char *why)
                 why, im->imported, im->in.offset);
     else
         fprintf(stderr,
-                "%s: %" PRIu64 " records are committed, up to record %" PRIu64
+                "%s: %" PRIu64 " records are committed, up to %s %" PRIu64
                 " of the stream; a stream cannot be resumed: import the rest, or all of it again "
                 "(a profile imported again is replaced)\n",
-                why, im->imported, im->lines);
+                why, im->imported, im->unit, im->lines);
 }
 
 /* The loop over the records. 0 at the end of the input, or why it stopped. */
@@ -872,21 +876,24 @@ int cli_import(int argc, char **argv)
     im->unit = a.fmt == DOC_JSON ? "line" : "record";
     im->batch = a.batch;
     im->tty = isatty(2);
-    if (imp_open_input(im, a.file) != 0)
-        goto out;
 
-    /* Before opening storage, which waits for the writer lock: a signal
-     * from then on ends the import at a batch boundary. */
+    /* From here on a signal ends the import cleanly at a record boundary,
+     * also while opening storage waits for the writer lock. */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = imp_on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: a read of a pipe returns EINTR */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     fprintf(stderr, "importing %s (%s) into %s\n", strcmp(a.file, "-") == 0 ? "standard input" : a.file,
             a.fmt == DOC_JSON ? "JSON Lines" : "MessagePack", cfg.data_dir);
+    if (imp_open_input(im, a.file) != 0) {
+        if (imp_stop)
+            status = 128 + imp_stop;
+        goto out;
+    }
+
     if ((rc = store_open(cfg.data_dir, cfg.map_size, &d, NULL, &im->s)) != 0) {
         fprintf(stderr, "adsmith import: %s\n", d.message);
         goto out;

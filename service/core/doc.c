@@ -287,6 +287,12 @@ static uint64_t byte_is(uint64_t w, unsigned char c)
     return byte_below(w ^ (ONES * c), 1);
 }
 
+/* Whether every byte of @p w is ASCII other than NUL. */
+static bool ascii8(uint64_t w)
+{
+    return ((w & HIGHS) | byte_is(w, 0)) == 0;
+}
+
 /*
  * Whether @p s holds valid UTF-8 (no overlong forms, surrogates or values
  * past U+10FFFF) and no U+0000. Strings feed ids, LMDB keys and C APIs, where
@@ -297,23 +303,20 @@ static bool text_ok(const unsigned char *s, size_t len, size_t *ret_bad)
 {
     size_t i = 0;
 
-    while (i < len) {
-        unsigned char c = s[i];
+    for (;;) {
+        unsigned char c;
         uint32_t cp;
         size_t n, k;
 
-        /* Most text is ASCII: skip eight bytes while none is 0 or >= 0x80. */
-        if (len - i >= 8) {
-            uint64_t w = load8(s + i);
-            if (((w & HIGHS) | byte_is(w, 0)) == 0) {
-                i += 8;
-                continue;
-            }
-        }
-        if (c >= 0x01 && c < 0x80) {
+        /* Most text is ASCII: skip eight bytes at a time while none is 0 or
+         * >= 0x80, then byte by byte up to the one that is. */
+        while (len - i >= 8 && ascii8(load8(s + i)))
+            i += 8;
+        while (i < len && s[i] >= 0x01 && s[i] < 0x80)
             i++;
-            continue;
-        }
+        if (i >= len)
+            return true;
+        c = s[i];
         if (c >= 0xc2 && c <= 0xdf) {
             n = 2;
             cp = c & 0x1f;
@@ -344,7 +347,6 @@ static bool text_ok(const unsigned char *s, size_t len, size_t *ret_bad)
         }
         i += n;
     }
-    return true;
 }
 
 /* A string (or, if @p is_key, a key of the map) at the first @p n steps of @p p failed text_ok() at @p bad. */
@@ -405,6 +407,12 @@ static bool is_number_char(unsigned char c)
     return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
 }
 
+/* Whether no byte of @p w ends a run of plain JSON string text ('"', '\\', a control character). */
+static bool plain8(uint64_t w)
+{
+    return (byte_is(w, '"') | byte_is(w, '\\') | byte_below(w, 0x20)) == 0;
+}
+
 static int hex4(const unsigned char *s)
 {
     int v = 0, k;
@@ -436,17 +444,15 @@ static enum jerr scan_string(const unsigned char *s, size_t len, size_t *pos)
     for (;;) {
         unsigned char c;
 
+        /* Skip eight bytes at a time while none is '"', '\\' or below 0x20,
+         * then byte by byte up to the one that is. */
+        while (len - i >= 8 && plain8(load8(s + i)))
+            i += 8;
+        while (i < len && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20)
+            i++;
         if (i >= len) {
             *pos = len;
             return JE_EOF;
-        }
-        /* Skip eight bytes while none is '"', '\\' or below 0x20. */
-        if (len - i >= 8) {
-            uint64_t w = load8(s + i);
-            if ((byte_is(w, '"') | byte_is(w, '\\') | byte_below(w, 0x20)) == 0) {
-                i += 8;
-                continue;
-            }
         }
         c = s[i];
         if (c == '"') {

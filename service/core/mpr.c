@@ -253,16 +253,26 @@ int mpr_f64(struct mpr *r, double *ret)
     return ADS_EDATA_INVALID;
 }
 
-int mpr_str(struct mpr *r, const char **ret, size_t *ret_len)
+static int blob(struct mpr *r, enum mpr_type type, const void **ret, size_t *ret_len)
 {
     struct val v;
 
-    if (decode(r->p, avail(r), &v) < 0 || v.type != MPR_STR)
+    if (decode(r->p, avail(r), &v) < 0 || v.type != type)
         return ADS_EDATA_INVALID;
-    *ret = (const char *)r->p + v.hdr;
+    *ret = r->p + v.hdr;
     *ret_len = v.len;
     r->p += v.hdr + v.len;
     return 0;
+}
+
+int mpr_str(struct mpr *r, const char **ret, size_t *ret_len)
+{
+    return blob(r, MPR_STR, (const void **)ret, ret_len);
+}
+
+int mpr_bin(struct mpr *r, const void **ret, size_t *ret_len)
+{
+    return blob(r, MPR_BIN, ret, ret_len);
 }
 
 static int container(struct mpr *r, enum mpr_type type, uint32_t *ret_n)

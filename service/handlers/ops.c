@@ -5,6 +5,7 @@
 #include "adsmith/handlers.h"
 #include "adsmith/store.h"
 #include "adsmith/version.h"
+#include "adsmith/wq.h"
 
 void ops_healthz(struct http_req *r)
 {
@@ -70,6 +71,18 @@ void ops_metrics(struct http_req *r)
                atomic_load(&app->connections), store != NULL, st.map_size, st.map_used, st.readers,
                atomic_load(&app->reloads), app->started_at, ADS_VERSION, ADS_COMMIT, H2O_VERSION, MDB_VERSION_MAJOR, MDB_VERSION_MINOR,
                MDB_VERSION_PATCH);
+    if (app->wq != NULL) {
+        struct wq_stats ws;
+        wq_stats(app->wq, &ws);
+        buf_printf(&b,
+                   "# HELP adsmith_writer_jobs_total Profile and event writes applied by the writer thread.\n"
+                   "# TYPE adsmith_writer_jobs_total counter\nadsmith_writer_jobs_total %" PRIu64 "\n"
+                   "# HELP adsmith_writer_commits_total LMDB write transactions committed (group commits).\n"
+                   "# TYPE adsmith_writer_commits_total counter\nadsmith_writer_commits_total %" PRIu64 "\n"
+                   "# HELP adsmith_writer_retries_total Groups aborted and applied again write by write.\n"
+                   "# TYPE adsmith_writer_retries_total counter\nadsmith_writer_retries_total %" PRIu64 "\n",
+                   ws.jobs, ws.commits, ws.retries);
+    }
     if (b.overflow) {
         http_send_error(r, ADS_EINTERNAL, NULL, "the metrics text outgrew its buffer");
         return;

@@ -523,9 +523,13 @@ double prof_decay(double w, uint64_t at, uint64_t now, uint32_t half_life)
     return w * exp2(-(double)(now - at) / (double)half_life);
 }
 
-/* ---- stored encoding ---- */
+/* ---- stored encoding ----
+ *
+ * What the bid path reads comes first; each list is wrapped in a bin whose
+ * length lets a reader step over the list without walking it. */
 
 #define PROF_NFIELDS 13
+#define PROF_LIST_MAX 12288 /* the largest list at its limits (frequency: ~8.9 KiB) */
 
 static int prof_pack_write(void *data, const char *bytes, size_t len)
 {
@@ -540,22 +544,67 @@ static void prof_pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, len);
 }
 
+static void prof_pack_tags(msgpack_packer *pk, const struct prof_tag *tags, uint32_t n)
+{
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_array(pk, 3);
+        prof_pack_str(pk, tags[i].id);
+        msgpack_pack_double(pk, tags[i].weight);
+        msgpack_pack_uint64(pk, tags[i].at);
+    }
+}
+
+static void prof_pack_freq(msgpack_packer *pk, const struct prof_freq *freq, uint32_t n)
+{
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct prof_freq *q = &freq[i];
+        const uint64_t vals[8] = {q->hour_start, q->hour,   q->day_start,   q->day,
+                                  q->lifetime,   q->clicks, q->conversions, q->last_at};
+        msgpack_pack_array(pk, 9);
+        prof_pack_str(pk, q->campaign);
+        for (size_t k = 0; k < 8; k++)
+            msgpack_pack_uint64(pk, vals[k]);
+    }
+}
+
+/* Packs one list (by the function given) as a bin. */
+static void prof_pack_wrapped(msgpack_packer *pk, const struct profile *p, int which, bool *overflow)
+{
+    char mem[PROF_LIST_MAX];
+    struct buf lb;
+    msgpack_packer lpk;
+
+    buf_init(&lb, mem, sizeof(mem));
+    msgpack_packer_init(&lpk, &lb, prof_pack_write);
+    if (which == 0)
+        prof_pack_tags(&lpk, p->interests, p->ninterests);
+    else if (which == 1)
+        prof_pack_freq(&lpk, p->freq, p->nfreq);
+    else
+        prof_pack_tags(&lpk, p->segments, p->nsegments);
+    *overflow |= lb.overflow;
+    msgpack_pack_bin(pk, lb.len);
+    msgpack_pack_bin_body(pk, lb.base, lb.len);
+}
+
 int prof_encode(const struct profile *p, struct buf *out)
 {
     msgpack_packer pk;
+    bool overflow = false;
 
     msgpack_packer_init(&pk, out, prof_pack_write);
     msgpack_pack_array(&pk, PROF_NFIELDS);
     msgpack_pack_uint32(&pk, PROF_FORMAT);
     prof_pack_str(&pk, p->id);
-    msgpack_pack_uint64(&pk, p->created_at);
     msgpack_pack_uint64(&pk, p->updated_at);
-    msgpack_pack_array(&pk, p->naliases);
-    for (uint32_t i = 0; i < p->naliases; i++) {
-        msgpack_pack_array(&pk, 2);
-        prof_pack_str(&pk, p->aliases[i].source);
-        prof_pack_str(&pk, p->aliases[i].id);
-    }
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, p->consent_known);
+    msgpack_pack_uint32(&pk, p->consent);
+    msgpack_pack_array(&pk, PROF_NRECENCY);
+    for (size_t i = 0; i < PROF_NRECENCY; i++)
+        msgpack_pack_uint64(&pk, p->recency[i]);
     msgpack_pack_array(&pk, PROF_NATTR);
     for (size_t a = 0; a < PROF_NATTR; a++) {
         if (p->attr[a][0] == '\0')
@@ -564,43 +613,21 @@ int prof_encode(const struct profile *p, struct buf *out)
             prof_pack_str(&pk, p->attr[a]);
     }
     msgpack_pack_uint8(&pk, p->age_band);
+    for (int which = 0; which < 3; which++)
+        prof_pack_wrapped(&pk, p, which, &overflow);
+    msgpack_pack_uint64(&pk, p->created_at);
+    msgpack_pack_array(&pk, p->naliases);
+    for (uint32_t i = 0; i < p->naliases; i++) {
+        msgpack_pack_array(&pk, 2);
+        prof_pack_str(&pk, p->aliases[i].source);
+        prof_pack_str(&pk, p->aliases[i].id);
+    }
     msgpack_pack_map(&pk, p->ncustom);
     for (uint32_t i = 0; i < p->ncustom; i++) {
         prof_pack_str(&pk, p->custom[i].key);
         prof_pack_str(&pk, p->custom[i].val);
     }
-    const struct prof_tag *lists[2] = {p->segments, p->interests};
-    const uint32_t counts[2] = {p->nsegments, p->ninterests};
-    for (size_t l = 0; l < 2; l++) {
-        msgpack_pack_array(&pk, counts[l]);
-        for (uint32_t i = 0; i < counts[l]; i++) {
-            msgpack_pack_array(&pk, 3);
-            prof_pack_str(&pk, lists[l][i].id);
-            msgpack_pack_double(&pk, lists[l][i].weight);
-            msgpack_pack_uint64(&pk, lists[l][i].at);
-        }
-    }
-    msgpack_pack_array(&pk, p->nfreq);
-    for (uint32_t i = 0; i < p->nfreq; i++) {
-        const struct prof_freq *q = &p->freq[i];
-        msgpack_pack_array(&pk, 9);
-        prof_pack_str(&pk, q->campaign);
-        msgpack_pack_uint64(&pk, q->hour_start);
-        msgpack_pack_uint64(&pk, q->hour);
-        msgpack_pack_uint64(&pk, q->day_start);
-        msgpack_pack_uint64(&pk, q->day);
-        msgpack_pack_uint64(&pk, q->lifetime);
-        msgpack_pack_uint64(&pk, q->clicks);
-        msgpack_pack_uint64(&pk, q->conversions);
-        msgpack_pack_uint64(&pk, q->last_at);
-    }
-    msgpack_pack_array(&pk, PROF_NRECENCY);
-    for (size_t i = 0; i < PROF_NRECENCY; i++)
-        msgpack_pack_uint64(&pk, p->recency[i]);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, p->consent_known);
-    msgpack_pack_uint32(&pk, p->consent);
-    return out->overflow ? ADS_EINTERNAL : 0;
+    return out->overflow || overflow ? ADS_EINTERNAL : 0;
 }
 
 /* Reads a str into a fixed field of max bytes (plus NUL). */
@@ -613,16 +640,6 @@ static int prof_read_str(struct mpr *r, char *dst, size_t max)
         return ADS_EDATA_INVALID;
     memcpy(dst, s, len);
     dst[len] = '\0';
-    return 0;
-}
-
-static int prof_read_list(struct mpr *r, uint32_t max, uint32_t *ret_n)
-{
-    uint32_t n;
-
-    if (mpr_array(r, &n) != 0 || n > max)
-        return ADS_EDATA_INVALID;
-    *ret_n = n;
     return 0;
 }
 
@@ -645,36 +662,63 @@ static int prof_skip_n(struct mpr *r, uint32_t n)
     return 0;
 }
 
-/* The header shared by prof_decode and prof_view_open: [format, id, created, updated, ...]. */
-static int prof_read_head(struct mpr *r, uint32_t *ret_nfields)
+/* Opens a bin-wrapped list: *@p ret_it iterates its @p *ret_n elements (at most @p max). */
+static int prof_read_wrapped(struct mpr *r, uint32_t max, struct mpr *ret_it, uint32_t *ret_n)
 {
-    uint64_t format;
+    const void *body;
+    size_t len;
 
-    if (mpr_array(r, ret_nfields) != 0 || *ret_nfields < PROF_NFIELDS || mpr_u64(r, &format) != 0)
+    if (mpr_bin(r, &body, &len) != 0)
         return ADS_EDATA_INVALID;
-    if (format > PROF_FORMAT)
-        return ADS_EDATA_TOO_NEW;
-    if (format != PROF_FORMAT)
+    mpr_init(ret_it, body, len);
+    if (mpr_array(ret_it, ret_n) != 0 || *ret_n > max)
         return ADS_EDATA_INVALID;
     return 0;
 }
 
-static int prof_read_attrs(struct mpr *r, const char **attr, size_t *attr_len, uint8_t *ret_age)
+/*
+ * The hot part, shared by prof_decode and prof_view_open: format, id,
+ * updated_at, consent, recency, attributes, age band and the three list
+ * cursors. Strings point into the input.
+ */
+static int prof_read_hot(struct mpr *r, struct prof_view *v)
 {
-    uint32_t extra;
-    uint64_t age;
+    uint32_t nfields, extra;
+    uint64_t format, known, val, age;
 
-    if (prof_read_tuple(r, PROF_NATTR, &extra) != 0)
+    if (mpr_array(r, &nfields) != 0 || nfields < PROF_NFIELDS || mpr_u64(r, &format) != 0)
+        return ADS_EDATA_INVALID;
+    if (format > PROF_FORMAT)
+        return ADS_EDATA_TOO_NEW;
+    if (format != PROF_FORMAT || mpr_str(r, &v->id, &v->id_len) != 0 || v->id_len > PROF_ID_MAX ||
+        mpr_u64(r, &v->updated_at) != 0)
+        return ADS_EDATA_INVALID;
+    if (prof_read_tuple(r, 2, &extra) != 0 || mpr_u64(r, &known) != 0 || mpr_u64(r, &val) != 0 ||
+        known > UINT32_MAX || val > UINT32_MAX || prof_skip_n(r, extra) != 0)
+        return ADS_EDATA_INVALID;
+    v->consent_known = (uint32_t)known;
+    v->consent = (uint32_t)val;
+    if (prof_read_tuple(r, PROF_NRECENCY, &extra) != 0)
+        return ADS_EDATA_INVALID;
+    for (size_t i = 0; i < PROF_NRECENCY; i++) {
+        if (mpr_u64(r, &v->recency[i]) != 0)
+            return ADS_EDATA_INVALID;
+    }
+    if (prof_skip_n(r, extra) != 0 || prof_read_tuple(r, PROF_NATTR, &extra) != 0)
         return ADS_EDATA_INVALID;
     for (size_t a = 0; a < PROF_NATTR; a++) {
-        attr[a] = NULL;
-        attr_len[a] = 0;
-        if (!mpr_nil(r) && (mpr_str(r, &attr[a], &attr_len[a]) != 0 || attr_len[a] > PROF_ATTR_MAX))
+        v->attr[a] = NULL;
+        v->attr_len[a] = 0;
+        if (!mpr_nil(r) && (mpr_str(r, &v->attr[a], &v->attr_len[a]) != 0 || v->attr_len[a] > PROF_ATTR_MAX))
             return ADS_EDATA_INVALID;
     }
     if (prof_skip_n(r, extra) != 0 || mpr_u64(r, &age) != 0 || age >= PROF_AGE_COUNT)
         return ADS_EDATA_INVALID;
-    *ret_age = (uint8_t)age;
+    v->age_band = (uint8_t)age;
+    if (prof_read_wrapped(r, PROF_MAX_INTERESTS, &v->interests, &v->ninterests) != 0 ||
+        prof_read_wrapped(r, PROF_MAX_FREQ, &v->freq, &v->nfreq) != 0 ||
+        prof_read_wrapped(r, PROF_MAX_SEGMENTS, &v->segments, &v->nsegments) != 0)
+        return ADS_EDATA_INVALID;
     return 0;
 }
 
@@ -688,7 +732,9 @@ static int prof_read_tag(struct mpr *r, struct prof_tag_ref *t)
     return prof_skip_n(r, extra);
 }
 
-static int prof_read_freq(struct mpr *r, const char **ret_campaign, size_t *ret_len, struct prof_freq *q)
+/* Reads a frequency entry; with @p want (not NULL), skips the counters of any other campaign. */
+static int prof_read_freq(struct mpr *r, const char *want, size_t want_len, const char **ret_campaign,
+                          size_t *ret_len, struct prof_freq *q, bool *ret_match)
 {
     uint64_t *vals[8] = {&q->hour_start, &q->hour, &q->day_start, &q->day, &q->lifetime, &q->clicks, &q->conversions,
                          &q->last_at};
@@ -696,30 +742,14 @@ static int prof_read_freq(struct mpr *r, const char **ret_campaign, size_t *ret_
 
     if (prof_read_tuple(r, 9, &extra) != 0 || mpr_str(r, ret_campaign, ret_len) != 0 || *ret_len > PROF_TAG_MAX)
         return ADS_EDATA_INVALID;
+    *ret_match = want == NULL || (*ret_len == want_len && memcmp(*ret_campaign, want, want_len) == 0);
+    if (!*ret_match)
+        return prof_skip_n(r, 8 + extra);
     for (size_t k = 0; k < 8; k++) {
         if (mpr_u64(r, vals[k]) != 0)
             return ADS_EDATA_INVALID;
     }
     return prof_skip_n(r, extra);
-}
-
-static int prof_read_tail(struct mpr *r, uint64_t *recency, uint32_t *ret_known, uint32_t *ret_consent)
-{
-    uint32_t extra;
-    uint64_t known, val;
-
-    if (prof_read_tuple(r, PROF_NRECENCY, &extra) != 0)
-        return ADS_EDATA_INVALID;
-    for (size_t i = 0; i < PROF_NRECENCY; i++) {
-        if (mpr_u64(r, &recency[i]) != 0)
-            return ADS_EDATA_INVALID;
-    }
-    if (prof_skip_n(r, extra) != 0 || prof_read_tuple(r, 2, &extra) != 0 || mpr_u64(r, &known) != 0 ||
-        mpr_u64(r, &val) != 0 || known > UINT32_MAX || val > UINT32_MAX || prof_skip_n(r, extra) != 0)
-        return ADS_EDATA_INVALID;
-    *ret_known = (uint32_t)known;
-    *ret_consent = (uint32_t)val;
-    return 0;
 }
 
 static void prof_copy(char *dst, const char *s, size_t len)
@@ -730,28 +760,56 @@ static void prof_copy(char *dst, const char *s, size_t len)
 
 int prof_decode(const void *data, size_t len, struct profile *p)
 {
+    struct prof_view v;
     struct mpr r;
-    uint32_t nfields, n, extra;
-    const char *attr[PROF_NATTR], *s;
-    size_t attr_len[PROF_NATTR], slen;
+    uint32_t n, extra;
+    const char *s;
+    size_t slen;
+    bool match;
     int rc;
 
     mpr_init(&r, data, len);
-    memset(p, 0, offsetof(struct profile, aliases));
-    if ((rc = prof_read_head(&r, &nfields)) != 0)
+    if ((rc = prof_read_hot(&r, &v)) != 0)
         return rc;
-    if (prof_read_str(&r, p->id, PROF_ID_MAX) != 0 || mpr_u64(&r, &p->created_at) != 0 ||
-        mpr_u64(&r, &p->updated_at) != 0 || prof_read_list(&r, PROF_MAX_ALIASES, &p->naliases) != 0)
+    prof_copy(p->id, v.id, v.id_len);
+    p->updated_at = v.updated_at;
+    p->consent_known = v.consent_known;
+    p->consent = v.consent;
+    memcpy(p->recency, v.recency, sizeof(p->recency));
+    for (size_t a = 0; a < PROF_NATTR; a++)
+        prof_copy(p->attr[a], v.attr[a] != NULL ? v.attr[a] : "", v.attr_len[a]);
+    p->age_band = v.age_band;
+
+    struct mpr *its[2] = {&v.interests, &v.segments};
+    struct prof_tag *lists[2] = {p->interests, p->segments};
+    uint32_t counts[2] = {v.ninterests, v.nsegments};
+    for (size_t l = 0; l < 2; l++) {
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            struct prof_tag_ref t;
+            if (prof_read_tag(its[l], &t) != 0)
+                return ADS_EDATA_INVALID;
+            prof_copy(lists[l][i].id, t.id, t.id_len);
+            lists[l][i].weight = t.weight;
+            lists[l][i].at = t.at;
+        }
+    }
+    p->ninterests = v.ninterests;
+    p->nsegments = v.nsegments;
+    for (uint32_t i = 0; i < v.nfreq; i++) {
+        if (prof_read_freq(&v.freq, NULL, 0, &s, &slen, &p->freq[i], &match) != 0)
+            return ADS_EDATA_INVALID;
+        prof_copy(p->freq[i].campaign, s, slen);
+    }
+    p->nfreq = v.nfreq;
+
+    if (mpr_u64(&r, &p->created_at) != 0 || mpr_array(&r, &n) != 0 || n > PROF_MAX_ALIASES)
         return ADS_EDATA_INVALID;
-    for (uint32_t i = 0; i < p->naliases; i++) {
+    p->naliases = n;
+    for (uint32_t i = 0; i < n; i++) {
         if (prof_read_tuple(&r, 2, &extra) != 0 || prof_read_str(&r, p->aliases[i].source, PROF_SOURCE_MAX) != 0 ||
             prof_read_str(&r, p->aliases[i].id, PROF_ID_MAX) != 0 || prof_skip_n(&r, extra) != 0)
             return ADS_EDATA_INVALID;
     }
-    if (prof_read_attrs(&r, attr, attr_len, &p->age_band) != 0)
-        return ADS_EDATA_INVALID;
-    for (size_t a = 0; a < PROF_NATTR; a++)
-        prof_copy(p->attr[a], attr[a] != NULL ? attr[a] : "", attr_len[a]);
     if (mpr_map(&r, &n) != 0 || n > PROF_MAX_CUSTOM)
         return ADS_EDATA_INVALID;
     p->ncustom = n;
@@ -760,55 +818,15 @@ int prof_decode(const void *data, size_t len, struct profile *p)
             prof_read_str(&r, p->custom[i].val, PROF_CUSTOM_VAL_MAX) != 0)
             return ADS_EDATA_INVALID;
     }
-    struct prof_tag *lists[2] = {p->segments, p->interests};
-    uint32_t *counts[2] = {&p->nsegments, &p->ninterests};
-    const uint32_t maxes[2] = {PROF_MAX_SEGMENTS, PROF_MAX_INTERESTS};
-    for (size_t l = 0; l < 2; l++) {
-        if (prof_read_list(&r, maxes[l], counts[l]) != 0)
-            return ADS_EDATA_INVALID;
-        for (uint32_t i = 0; i < *counts[l]; i++) {
-            struct prof_tag_ref t;
-            if (prof_read_tag(&r, &t) != 0)
-                return ADS_EDATA_INVALID;
-            prof_copy(lists[l][i].id, t.id, t.id_len);
-            lists[l][i].weight = t.weight;
-            lists[l][i].at = t.at;
-        }
-    }
-    if (prof_read_list(&r, PROF_MAX_FREQ, &p->nfreq) != 0)
-        return ADS_EDATA_INVALID;
-    for (uint32_t i = 0; i < p->nfreq; i++) {
-        if (prof_read_freq(&r, &s, &slen, &p->freq[i]) != 0)
-            return ADS_EDATA_INVALID;
-        prof_copy(p->freq[i].campaign, s, slen);
-    }
-    return prof_read_tail(&r, p->recency, &p->consent_known, &p->consent);
+    return 0;
 }
 
 int prof_view_open(const void *data, size_t len, struct prof_view *v)
 {
     struct mpr r;
-    uint32_t nfields, n;
-    int rc;
 
     mpr_init(&r, data, len);
-    if ((rc = prof_read_head(&r, &nfields)) != 0)
-        return rc;
-    if (mpr_str(&r, &v->id, &v->id_len) != 0 || mpr_skip(&r) != 0 || mpr_u64(&r, &v->updated_at) != 0 ||
-        mpr_skip(&r) != 0 || prof_read_attrs(&r, v->attr, v->attr_len, &v->age_band) != 0 || mpr_skip(&r) != 0)
-        return ADS_EDATA_INVALID;
-    /* The three lists: remember where each starts, then skip it. */
-    struct mpr *cursors[3] = {&v->segments, &v->interests, &v->freq};
-    uint32_t *counts[3] = {&v->nsegments, &v->ninterests, &v->nfreq};
-    for (size_t l = 0; l < 3; l++) {
-        if (mpr_array(&r, &n) != 0)
-            return ADS_EDATA_INVALID;
-        *counts[l] = n;
-        *cursors[l] = r;
-        if (prof_skip_n(&r, n) != 0)
-            return ADS_EDATA_INVALID;
-    }
-    return prof_read_tail(&r, v->recency, &v->consent_known, &v->consent);
+    return prof_read_hot(&r, v);
 }
 
 int prof_view_next_tag(struct mpr *it, struct prof_tag_ref *ret)
@@ -822,11 +840,12 @@ int prof_view_freq(const struct prof_view *v, const char *campaign, size_t len, 
     struct prof_freq q;
     const char *s;
     size_t slen;
+    bool match;
 
     for (uint32_t i = 0; i < v->nfreq; i++) {
-        if (prof_read_freq(&it, &s, &slen, &q) != 0)
+        if (prof_read_freq(&it, campaign, len, &s, &slen, &q, &match) != 0)
             return ADS_EDATA_INVALID;
-        if (slen == len && memcmp(s, campaign, len) == 0) {
+        if (match) {
             q.campaign[0] = '\0';
             *ret = q;
             return 0;

@@ -267,58 +267,59 @@ static const cJSON *entry(const cJSON *doc, const char *list, const char *key, c
     return NULL;
 }
 
-/* Equality of JSON values with numbers compared exactly and members in any order. */
-static bool json_same(const cJSON *a, const cJSON *b)
+/* Equality of JSON values with numbers compared exactly and members in any order. On a
+ * difference, @p where (NULL: not wanted) gets the JSON pointer of the first one found. */
+static bool json_same(const cJSON *a, const cJSON *b, char *where, size_t cap)
 {
-    const cJSON *x;
+    size_t len = where != NULL ? strlen(where) : 0;
+    const cJSON *x, *y;
+    int i = 0;
 
     if (cJSON_IsNumber(a) || cJSON_IsNumber(b))
         return cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble == b->valuedouble;
-    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
-        if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b))
+    if (!(cJSON_IsObject(a) && cJSON_IsObject(b)) && !(cJSON_IsArray(a) && cJSON_IsArray(b)))
+        return a != NULL && b != NULL && cJSON_Compare(a, b, true);
+    y = b->child;
+    cJSON_ArrayForEach(x, a)
+    {
+        const cJSON *other = cJSON_IsObject(a) ? cJSON_GetObjectItemCaseSensitive(b, x->string) : y;
+        if (where != NULL && cJSON_IsObject(a))
+            snprintf(where + len, cap - len, "/%s", x->string);
+        else if (where != NULL)
+            snprintf(where + len, cap - len, "/%d", i);
+        if (!json_same(x, other, where, cap))
             return false;
-        cJSON_ArrayForEach(x, a)
-        {
-            if (!json_same(x, cJSON_GetObjectItemCaseSensitive(b, x->string)))
-                return false;
-        }
-        return true;
+        y = y != NULL ? y->next : NULL;
+        i++;
     }
-    if (cJSON_IsArray(a) && cJSON_IsArray(b)) {
-        const cJSON *y = b->child;
-        if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b))
-            return false;
-        cJSON_ArrayForEach(x, a)
-        {
-            if (!json_same(x, y))
-                return false;
-            y = y->next;
-        }
-        return true;
-    }
-    return a != NULL && b != NULL && cJSON_Compare(a, b, true);
+    if (where != NULL)
+        where[len] = '\0';
+    return cJSON_GetArraySize(a) == cJSON_GetArraySize(b);
 }
 
 /* Asserts @p want and @p got equal but for the server's created_at and updated_at. Deletes @p got. */
 static void assert_same_profile(const cJSON *want, cJSON *got, const char *what)
 {
     cJSON *w = cJSON_Duplicate(want, true);
+    char where[512] = "", *a = NULL, *b = NULL;
     bool ok;
 
     cJSON_DeleteItemFromObjectCaseSensitive(w, "created_at");
     cJSON_DeleteItemFromObjectCaseSensitive(w, "updated_at");
     cJSON_DeleteItemFromObjectCaseSensitive(got, "created_at");
     cJSON_DeleteItemFromObjectCaseSensitive(got, "updated_at");
-    ok = json_same(w, got);
+    ok = json_same(w, got, where, sizeof(where));
     if (!ok) {
-        char *a = cJSON_PrintUnformatted(w), *b = cJSON_PrintUnformatted(got);
-        cr_log_error("%s:\n want %s\n got  %s", what, a, b);
-        free(a);
-        free(b);
+        /* Show the values where they first differ, not two whole profiles. */
+        char path[512];
+        snprintf(path, sizeof(path), "%s", where[0] == '/' ? where + 1 : where);
+        a = cJSON_PrintUnformatted(at(w, path));
+        b = cJSON_PrintUnformatted(at(got, path));
     }
     cJSON_Delete(w);
     cJSON_Delete(got);
-    cr_assert(ok, "%s: the profile differs (see the log above)", what);
+    cr_assert(ok, "%s: the profile differs at \"%s\": want %s, got %s", what, where, a != NULL ? a : "(nothing)",
+              b != NULL ? b : "(nothing)");
 }
 
 /* JSON Merge Patch (RFC 7396) of object @p patch into object @p target, as the test's oracle. */
@@ -651,6 +652,7 @@ Test(users, put_status_get_404_and_ids, .timeout = 30)
         {"tenant%2Fuser-42", "tenant/user-42"},
         {"jos%C3%A9-%E7%94%A8%E6%88%B7", "jos\xc3\xa9-\xe7\x94\xa8\xe6\x88\xb7"},
         {"a%25b%3Fc%23d", "a%b?c#d"},
+        {"q%22b%5Cc", "q\"b\\c"},
     };
     char id128[129], id129[130], body[512];
     cJSON *got;
@@ -662,6 +664,10 @@ Test(users, put_status_get_404_and_ids, .timeout = 30)
     cr_assert_str_eq(cJSON_GetStringValue(at(got, "attributes/country")), "BE", "the second PUT did not replace");
     cJSON_Delete(got);
     assert_absent("no-such-user", NULL);
+    assert_absent("no-such-user", "source=buyeruid");
+    /* An empty source is a mistake, not "no source". */
+    call_user("GET", "status-1", "source=", NULL, NULL, 0, NULL);
+    assert_error(400, "invalid_argument", NULL);
 
     /* Percent-encoded ids round trip, in the path and in the body. */
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
@@ -763,6 +769,13 @@ Test(users, patch_is_a_json_merge_patch, .timeout = 30)
     /* An "id" equal to the path's is allowed; an empty patch changes nothing but updated_at. */
     patch_and_check(want, "{\"id\":\"u-patch\"}");
     patch_and_check(want, "{}");
+    /* null for a whole list empties it (the JSON face keeps the field, as []). */
+    send_user("PATCH", "u-patch", JSON, "{\"segments\":null}");
+    got = rsp_json(200, "PATCH segments null");
+    cr_assert(cJSON_IsArray(at(got, "segments")) && cJSON_GetArraySize(at(got, "segments")) == 0, "%s", rsp.body);
+    cJSON_Delete(got);
+    cJSON_ReplaceItemInObjectCaseSensitive(want, "segments", cJSON_CreateArray());
+    assert_same_profile(want, get_json("u-patch", NULL), "GET after PATCH segments null");
     /* Replacing the aliases releases the old one. */
     patch_and_check(want, "{\"aliases\":[{\"source\":\"id5-sync.com\",\"id\":\"ID5*patch\"}]}");
     assert_absent("bu-patch-1", "source=buyeruid");
@@ -1319,5 +1332,287 @@ Test(users, interest_weights_decay_with_the_half_life, .timeout = 30)
     cr_assert_float_eq(num(entry(got, "interests", "id", "golf"), "weight"), 3.0 + 5.0 / 2, 1e-6, "%s", rsp.body);
     cr_assert_eq(num(entry(got, "interests", "id", "golf"), "updated_at"), (double)now);
     cJSON_Delete(got);
+    stop_clean();
+}
+
+/* ---- limits ---- */
+
+/* A string of exactly @p len bytes: @p prefix (with %d as @p i), then 'x's. The caller frees it. */
+static char *padded(size_t len, const char *prefix, int i)
+{
+    char *s = malloc(len + 1);
+    int n;
+
+    cr_assert_not_null(s);
+    n = snprintf(s, len + 1, prefix, i);
+    cr_assert(n >= 0 && (size_t)n <= len);
+    memset(s + n, 'x', len - (size_t)n);
+    s[len] = '\0';
+    return s;
+}
+
+/* @p n copies of @p unit; the caller frees it. */
+static char *repeat(const char *unit, size_t n)
+{
+    size_t len = strlen(unit);
+    char *s = malloc(len * n + 1);
+
+    cr_assert_not_null(s);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * len, unit, len);
+    s[len * n] = '\0';
+    return s;
+}
+
+/* Adds member @p key to @p o with the string @p s, and frees @p s. */
+static void add_str(cJSON *o, const char *key, char *s)
+{
+    cJSON_AddStringToObject(o, key, s);
+    free(s);
+}
+
+/* A profile with every list full and every string at its byte limit. */
+static cJSON *profile_at_limits(void)
+{
+    cJSON *doc = cJSON_CreateObject(), *list, *attr, *custom, *e;
+    char key[80];
+
+    list = cJSON_AddArrayToObject(doc, "aliases");
+    for (int i = 0; i < 16; i++) {
+        e = cJSON_CreateObject();
+        add_str(e, "source", padded(64, "src-%02d.example-", i));
+        add_str(e, "id", padded(128, "alias-%02d-", i));
+        cJSON_AddItemToArray(list, e);
+    }
+    attr = cJSON_AddObjectToObject(doc, "attributes");
+    cJSON_AddStringToObject(attr, "country", "USA");
+    add_str(attr, "region", padded(64, "region-", 0));
+    add_str(attr, "city", repeat("\xc3\xa9", 32)); /* 32 characters, 64 bytes */
+    cJSON_AddStringToObject(attr, "language", "en-US-x-abcdefgh");
+    cJSON_AddStringToObject(attr, "device", "ctv");
+    add_str(attr, "os", padded(64, "os-", 0));
+    cJSON_AddStringToObject(attr, "age_band", "65+");
+    custom = cJSON_AddObjectToObject(attr, "custom");
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof(key), "k%02d", i);
+        memset(key + 3, '_', 61);
+        key[64] = '\0';
+        add_str(custom, key, padded(256, "value-%02d-", i));
+    }
+    const char *lists[3] = {"segments", "interests", "frequency"};
+    for (int l = 0; l < 3; l++) {
+        list = cJSON_AddArrayToObject(doc, lists[l]);
+        for (int i = 0; i < 64; i++) {
+            e = cJSON_CreateObject();
+            add_str(e, l == 2 ? "campaign" : "id", padded(64, "tag-%02d-", i));
+            if (l == 0) {
+                cJSON_AddNumberToObject(e, "weight", 1.0 / (i + 1));
+                cJSON_AddNumberToObject(e, "last_seen", 32503680000.0);
+            } else if (l == 1) {
+                cJSON_AddNumberToObject(e, "weight", i == 0 ? 1e6 : 1e6 / (i + 1));
+                cJSON_AddNumberToObject(e, "updated_at", 32503680000.0);
+            } else {
+                static const char *const names[] = {"hour_start", "hour",   "day_start",   "day",
+                                                    "lifetime",   "clicks", "conversions", "last_at"};
+                for (size_t k = 0; k < 8; k++)
+                    cJSON_AddNumberToObject(e, names[k], k % 2 == 0 && k != 4 && k != 6 ? 32503680000.0 : 4294967295.0);
+            }
+            cJSON_AddItemToArray(list, e);
+        }
+    }
+    e = cJSON_AddObjectToObject(doc, "recency");
+    cJSON_AddNumberToObject(e, "last_seen", 32503680000.0);
+    cJSON_AddNumberToObject(e, "last_impression", 32503680000.0);
+    cJSON_AddNumberToObject(e, "last_click", 0);
+    cJSON_AddNumberToObject(e, "last_conversion", 1);
+    e = cJSON_AddObjectToObject(doc, "consent");
+    cJSON_AddTrueToObject(e, "gdpr_applies");
+    cJSON_AddFalseToObject(e, "personalization");
+    cJSON_AddTrueToObject(e, "measurement");
+    cJSON_AddTrueToObject(e, "sale_opt_out");
+    return doc;
+}
+
+/* PUTs a copy of @p doc in which member @p key of the object at @p parent ("" for the top;
+ * "a/0/b" walks keys and indexes) is set to @p val (taken), or, when @p val is NULL, the
+ * array there gets one more copy of its first element; expects 400 at @p pointer and no change. */
+static void over_limit(const cJSON *doc, const char *id, const char *parent, const char *key, cJSON *val,
+                       const char *pointer, const char *snap)
+{
+    cJSON *copy = cJSON_Duplicate(doc, true), *obj;
+    char *text;
+
+    obj = (cJSON *)at(copy, parent);
+    cr_assert_not_null(obj, "no %s in the profile", parent);
+    if (val == NULL) {
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, key);
+        cJSON_AddItemToArray(list, cJSON_Duplicate(list->child, true));
+    } else {
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        cJSON_AddItemToObject(obj, key, val);
+    }
+    text = cJSON_PrintUnformatted(copy);
+    send_user("PUT", id, JSON, text);
+    assert_error(400, "invalid_argument", pointer);
+    assert_unchanged(id, snap, pointer);
+    free(text);
+    cJSON_Delete(copy);
+}
+
+/* A string value from padded() or repeat(), as a cJSON item. */
+static cJSON *str_item(char *s)
+{
+    cJSON *v = cJSON_CreateString(s);
+
+    free(s);
+    return v;
+}
+
+Test(users, limits_hold_at_their_boundaries, .timeout = 30)
+{
+    cJSON *doc = profile_at_limits();
+    char *path_id = repeat("%C3%A9", 64), *long_id = repeat("%C3%A9", 65), *text, *snap, *key0, *key65;
+    msgpack_sbuffer sb;
+
+    start(NULL);
+    /* Everything at its limit is accepted and round trips, in both encodings. The id is
+     * 64 two-byte characters: 128 bytes. */
+    add_str(doc, "id", repeat("\xc3\xa9", 64));
+    text = cJSON_PrintUnformatted(doc);
+    put_json(path_id, text, 201);
+    assert_same_profile(doc, get_json(path_id, NULL), "GET of a profile at every limit");
+    call_user("GET", path_id, NULL, NULL, NULL, 0, MSGPACK);
+    assert_same_profile(doc, rsp_msgpack(200, "GET msgpack at limits"), "GET in MessagePack at every limit");
+    pack_doc(doc, &sb);
+    call_user("PUT", path_id, NULL, MSGPACK, sb.data, sb.size, NULL);
+    assert_status(200, "PUT msgpack at limits");
+    msgpack_sbuffer_destroy(&sb);
+    free(text);
+    /* 65 two-byte characters are 130 bytes: over the limit of 128 bytes. */
+    send_user("PUT", long_id, JSON, "{}");
+    assert_error(400, "invalid_argument", NULL);
+
+    /* One more of anything is refused with its pointer, and nothing changes. */
+    snap = snapshot(path_id);
+    key0 = padded(64, "k00", 0);
+    memset(key0 + 3, '_', 61);
+    over_limit(doc, path_id, "", "aliases", NULL, "/aliases", snap);
+    over_limit(doc, path_id, "", "segments", NULL, "/segments", snap);
+    over_limit(doc, path_id, "", "interests", NULL, "/interests", snap);
+    over_limit(doc, path_id, "", "frequency", NULL, "/frequency", snap);
+    over_limit(doc, path_id, "attributes/custom", "k-33", cJSON_CreateString("v"), "/attributes/custom", snap);
+    /* One byte more of any string; a limit in bytes, so 33 two-byte characters are too many for 64. */
+    over_limit(doc, path_id, "aliases/0", "source", str_item(padded(65, "src-", 0)), "/aliases/0/source", snap);
+    over_limit(doc, path_id, "aliases/15", "id", str_item(padded(129, "alias-", 0)), "/aliases/15/id", snap);
+    over_limit(doc, path_id, "attributes", "city", str_item(repeat("\xc3\xa9", 33)), "/attributes/city", snap);
+    over_limit(doc, path_id, "attributes", "region", str_item(padded(65, "r", 0)), "/attributes/region", snap);
+    over_limit(doc, path_id, "attributes", "language", cJSON_CreateString("en-US-x-abcdefghi"), "/attributes/language",
+               snap);
+    text = malloc(80);
+    cr_assert_not_null(text);
+    snprintf(text, 80, "/attributes/custom/%s", key0);
+    over_limit(doc, path_id, "attributes/custom", key0, str_item(padded(257, "v", 0)), text, snap);
+    free(text);
+    over_limit(doc, path_id, "segments/63", "id", str_item(padded(65, "s", 0)), "/segments/63/id", snap);
+    over_limit(doc, path_id, "segments/0", "weight", cJSON_CreateNumber(1.0000001), "/segments/0/weight", snap);
+    over_limit(doc, path_id, "interests/0", "weight", cJSON_CreateNumber(1000001), "/interests/0/weight", snap);
+    over_limit(doc, path_id, "frequency/0", "hour", cJSON_CreateNumber(4294967296.0), "/frequency/0/hour", snap);
+    over_limit(doc, path_id, "recency", "last_seen", cJSON_CreateNumber(32503680001.0), "/recency/last_seen", snap);
+    /* A custom key of 65 bytes. */
+    key65 = padded(65, "key", 0);
+    text = malloc(512);
+    cr_assert_not_null(text);
+    snprintf(text, 512, "{\"attributes\":{\"custom\":{\"%s\":\"v\"}}}", key65);
+    send_user("PUT", path_id, JSON, text);
+    assert_error(400, "invalid_argument", "/attributes/custom");
+    assert_unchanged(path_id, snap, "a custom key of 65 bytes");
+    free(text);
+    free(key65);
+
+    free(key0);
+    free(snap);
+    cJSON_Delete(doc);
+    free(path_id);
+    free(long_id);
+    stop_clean();
+}
+
+Test(users, event_limits_hold_at_their_boundaries, .timeout = 30)
+{
+    const size_t cap = 128 * 1024;
+    const uint64_t t = events_base();
+    char *batch = malloc(cap), *id64 = padded(64, "evt-", 0), *id65 = padded(65, "evt-", 0);
+    size_t n;
+    cJSON *got;
+
+    cr_assert_not_null(batch);
+    start(NULL);
+    /* 1000 events is the largest batch. */
+    for (int total = 1000; total <= 1001; total++) {
+        n = (size_t)snprintf(batch, cap, "{\"events\":[");
+        for (int i = 0; i < total; i++)
+            n += (size_t)snprintf(batch + n, cap - n,
+                                  "%s{\"type\":\"impression\",\"user\":\"u-many\",\"ts\":%llu,\"campaign\":\"c\"}",
+                                  i > 0 ? "," : "", (unsigned long long)t + (unsigned)i % 60);
+        cr_assert_lt(n + 3, cap);
+        snprintf(batch + n, cap - n, "]}");
+        if (total == 1000) {
+            post_events(batch, 1000, 0, 0);
+        } else {
+            send_events(JSON, batch);
+            assert_error(400, "invalid_argument", "/events");
+        }
+    }
+    got = get_json("u-many", NULL);
+    cr_assert_eq(num(entry(got, "frequency", "campaign", "c"), "lifetime"), 1000);
+    cr_assert_eq(num(entry(got, "frequency", "campaign", "c"), "hour"), 1000);
+    cJSON_Delete(got);
+
+    /* An event id of 64 bytes is accepted; 65 is not. */
+    snprintf(batch, cap, "{\"events\":[{\"id\":\"%s\",\"type\":\"click\",\"user\":\"u-many\",\"ts\":%llu}]}", id64,
+             (unsigned long long)t);
+    post_events(batch, 1, 0, 0);
+    post_events(batch, 0, 1, 0);
+    snprintf(batch, cap, "{\"events\":[{\"id\":\"%s\",\"type\":\"click\",\"user\":\"u-many\",\"ts\":%llu}]}", id65,
+             (unsigned long long)t);
+    send_events(JSON, batch);
+    assert_error(400, "invalid_argument", "/events/0/id");
+    free(batch);
+    free(id64);
+    free(id65);
+    stop_clean();
+}
+
+/* ---- custom attributes past their limit ---- */
+
+Test(users, patch_custom_overflow_drops_the_oldest_pairs, .timeout = 30)
+{
+    char *body = malloc(4096), key[16];
+    size_t n;
+    cJSON *got;
+
+    cr_assert_not_null(body);
+    start(NULL);
+    /* 32 pairs stored in the order k00 .. k31; a PATCH adding two more makes the two oldest give way. */
+    n = (size_t)snprintf(body, 4096, "{\"attributes\":{\"custom\":{");
+    for (int i = 0; i < 32; i++)
+        n += (size_t)snprintf(body + n, 4096 - n, "%s\"k%02d\":\"v\"", i > 0 ? "," : "", i);
+    snprintf(body + n, 4096 - n, "}}}");
+    put_json("u-custom", body, 201);
+    send_user("PATCH", "u-custom", JSON, "{\"attributes\":{\"custom\":{\"n1\":\"x\",\"n2\":\"y\"}}}");
+    assert_status(200, "PATCH");
+    got = get_json("u-custom", NULL);
+    cr_assert_eq(cJSON_GetArraySize(at(got, "attributes/custom")), 32);
+    cr_assert_str_eq(cJSON_GetStringValue(at(got, "attributes/custom/n1")), "x");
+    cr_assert_str_eq(cJSON_GetStringValue(at(got, "attributes/custom/n2")), "y");
+    cr_assert_null(at(got, "attributes/custom/k00"), "k00, the oldest pair, was kept");
+    cr_assert_null(at(got, "attributes/custom/k01"), "k01, the second oldest pair, was kept");
+    for (int i = 2; i < 32; i++) {
+        snprintf(key, sizeof(key), "k%02d", i);
+        cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(at(got, "attributes/custom"), key),
+                           "%s was dropped, though k01 is older: %s", key, rsp.body);
+    }
+    cJSON_Delete(got);
+    free(body);
     stop_clean();
 }

@@ -117,10 +117,15 @@ Test(profile, decode_refuses_garbage_and_newer_formats)
     cr_assert_eq(put(full, &p, &d), 0);
     buf_init(&b, mem, sizeof(mem));
     cr_assert_eq(prof_encode(&p, &b), 0);
-    /* Every truncation is refused, never read past. */
+    /* Every truncation is refused, never read past. The view reads only the
+     * hot part, which ends where the segments list does. */
+    cr_assert_eq(prof_view_open(b.base, b.len, &v), 0);
+    size_t hot = (size_t)((const char *)v.segments.end - mem);
+    cr_assert_lt(hot, b.len);
     for (size_t n = 0; n < b.len; n++) {
         cr_assert_neq(prof_decode(b.base, n, &p), 0, "prefix of %zu bytes accepted", n);
-        cr_assert_neq(prof_view_open(b.base, n, &v), 0, "prefix of %zu bytes opened", n);
+        if (n < hot)
+            cr_assert_neq(prof_view_open(b.base, n, &v), 0, "prefix of %zu bytes opened", n);
     }
     mem[1] = PROF_FORMAT + 1; /* after the fixarray header, [0] format as a positive fixint */
     cr_assert_eq((unsigned char)mem[0], 0x90 | 13);
