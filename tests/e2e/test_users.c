@@ -1371,7 +1371,9 @@ static void add_str(cJSON *o, const char *key, char *s)
     free(s);
 }
 
-/* A profile with every list full and every string at its byte limit. */
+/* A profile with every list full and every string at its byte limit. Its weights are
+ * short binary fractions, which cJSON prints exactly (it prints 15 digits whenever they
+ * read back within an epsilon, which is not always the same double). */
 static cJSON *profile_at_limits(void)
 {
     cJSON *doc = cJSON_CreateObject(), *list, *attr, *custom, *e;
@@ -1406,10 +1408,10 @@ static cJSON *profile_at_limits(void)
             e = cJSON_CreateObject();
             add_str(e, l == 2 ? "campaign" : "id", padded(64, "tag-%02d-", i));
             if (l == 0) {
-                cJSON_AddNumberToObject(e, "weight", 1.0 / (i + 1));
+                cJSON_AddNumberToObject(e, "weight", (i + 1) / 64.0);
                 cJSON_AddNumberToObject(e, "last_seen", 32503680000.0);
             } else if (l == 1) {
-                cJSON_AddNumberToObject(e, "weight", i == 0 ? 1e6 : 1e6 / (i + 1));
+                cJSON_AddNumberToObject(e, "weight", i == 0 ? 1e6 : (i + 1) * 15624.75);
                 cJSON_AddNumberToObject(e, "updated_at", 32503680000.0);
             } else {
                 static const char *const names[] = {"hour_start", "hour",   "day_start",   "day",
@@ -1508,9 +1510,9 @@ Test(users, limits_hold_at_their_boundaries, .timeout = 30)
     over_limit(doc, path_id, "attributes", "region", str_item(padded(65, "r", 0)), "/attributes/region", snap);
     over_limit(doc, path_id, "attributes", "language", cJSON_CreateString("en-US-x-abcdefghi"), "/attributes/language",
                snap);
-    text = malloc(80);
+    text = malloc(128);
     cr_assert_not_null(text);
-    snprintf(text, 80, "/attributes/custom/%s", key0);
+    snprintf(text, 128, "/attributes/custom/%s", key0);
     over_limit(doc, path_id, "attributes/custom", key0, str_item(padded(257, "v", 0)), text, snap);
     free(text);
     over_limit(doc, path_id, "segments/63", "id", str_item(padded(65, "s", 0)), "/segments/63/id", snap);
