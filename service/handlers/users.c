@@ -162,8 +162,12 @@ static void users_write(struct http_req *r, enum users_op op)
     job->op = op;
     job->out = http_accept_fmt(r);
     job->now = body_now();
-    if (!users_path_id(r, job->id, &job->id_len) || (op == USERS_DELETE && !users_source(r, job->source)))
+    if (!users_path_id(r, job->id, &job->id_len) || !users_source(r, job->source))
         goto fail;
+    if (op != USERS_DELETE && job->source[0] != '\0') {
+        http_send_error(r, ADS_EINVAL, "", "?source= looks up an alias on GET and DELETE only; PUT and PATCH take the user id");
+        goto fail;
+    }
     if (op != USERS_DELETE) {
         msgpack_zone_init(&zone, 4096);
         if (!body_parse(r, &zone, &doc)) {

@@ -446,11 +446,13 @@ int prof_patch_from_doc(const msgpack_object *doc, const char *path_id, size_t p
     return prof_parse(&c, doc, path_id, path_id_len, &ret->val, ret);
 }
 
+/* Deletes keeping the order, so custom[0] stays the oldest pair. */
 static void prof_custom_del(struct profile *p, const char *key)
 {
     for (uint32_t i = 0; i < p->ncustom; i++) {
         if (strcmp(p->custom[i].key, key) == 0) {
-            p->custom[i] = p->custom[--p->ncustom];
+            memmove(&p->custom[i], &p->custom[i + 1], sizeof(p->custom[0]) * (p->ncustom - i - 1));
+            p->ncustom--;
             return;
         }
     }

@@ -182,3 +182,34 @@ Test(durability, sigkill_during_ingest_loses_no_acknowledged_batch, .timeout = 3
     e2e_daemon_done(&crash_d);
     free(r);
 }
+
+Test(durability, clients_gone_before_their_commit_are_harmless, .timeout = 30)
+{
+    static const char body[] = "{\"events\":[{\"type\":\"click\",\"user\":\"gone\",\"ts\":1763800000,\"campaign\":\"c1\"}]}";
+    struct e2e_daemon d;
+    struct e2e_resp *r = resp_new();
+    char req[512];
+    int fd, status, n;
+
+    cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
+    cr_assert_eq(e2e_daemon_start(&d, NULL), 0, "%s", d.why);
+    n = snprintf(req, sizeof(req),
+                 "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 sizeof(body) - 1, body);
+    /* Each client sends a write and hangs up at once: its request is gone
+     * while the write still waits for the writer thread. */
+    for (int i = 0; i < 300; i++) {
+        cr_assert_eq(e2e_tcp_connect(d.port, &fd), 0);
+        cr_assert_eq(e2e_tcp_send(fd, req, (size_t)n), 0);
+        close(fd);
+    }
+    cr_assert_eq(e2e_http_get(&d, E2E_H2C, "/v1/users/gone", r), 0);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    cr_assert_eq(e2e_http_get(&d, E2E_H2C, "/healthz", r), 0);
+    cr_assert_eq(r->status, 200);
+    cr_assert_eq(e2e_daemon_stop(&d, SIGTERM, 15000, &status), 0);
+    cr_assert_eq(status, 0, "the daemon (sanitized in that build) must exit cleanly");
+    cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
+    e2e_daemon_done(&d);
+    free(r);
+}
