@@ -21,8 +21,8 @@
 
 static const char *const gen_countries[] = {"US", "DE", "FR", "GB", "BR", "IN", "JP", "CA", "ES", "IT"};
 static const char *const gen_regions[] = {"CA", "NY", "TX", "BY", "IDF", "ENG", "SP", "MH", "13", "ON"};
-static const char *const gen_cities[] = {"San Francisco", "New York", "Austin",  "Munich",    "Paris",
-                                         "London",        "São Paulo", "Mumbai", "Tokyo",     "Toronto"};
+static const char *const gen_cities[] = {"San Francisco", "New York",  "Austin", "Munich", "Paris",
+                                         "London",        "São Paulo", "Mumbai", "Tokyo",  "Toronto"};
 static const char *const gen_languages[] = {"en", "de", "fr", "en-GB", "pt-BR", "hi", "ja", "es"};
 static const char *const gen_devices[] = {"phone", "tablet", "desktop", "ctv", "other"};
 static const char *const gen_oses[] = {"ios", "android", "windows", "macos", "linux", "tvos"};

@@ -110,8 +110,8 @@ int cli_export(int argc, char **argv)
         return 2;
     }
     if ((rc = cfg_load(&cfg, argc - 1, argv + 1, environ, &d)) != 0) {
-        fprintf(stderr, "adsmith export: %s%s%s (see adsmith export --help)\n", d.pointer, d.pointer[0] != '\0' ? ": " : "",
-                d.message);
+        fprintf(stderr, "adsmith export: %s%s%s (see adsmith export --help)\n", d.pointer,
+                d.pointer[0] != '\0' ? ": " : "", d.message);
         return 2;
     }
     if (cfg.want_help) {

@@ -175,7 +175,7 @@ static int imp_fill(struct imp *im)
             sigaddset(&block, SIGINT);
             sigaddset(&block, SIGTERM);
             sigprocmask(SIG_BLOCK, &block, &old);
-            rc = imp_stop ? -1 : ppoll(&pfd, 1, im->pending > 0 ? &idle : NULL, &old);
+            rc = imp_stop ? -1 : ppoll(&pfd, 1, im->txn != NULL ? &idle : NULL, &old);
             if (rc < 0 && !imp_stop)
                 rc = -errno;
             sigprocmask(SIG_SETMASK, &old, NULL);
@@ -448,12 +448,9 @@ static int imp_ckpt_put(struct imp *im, bool done)
 {
     MDB_dbi meta = store_dbi(im->s, STORE_DB_META);
     MDB_val key = {im->key_len, im->key}, val;
-    struct imp_ckpt c = {im->in.offset,
-                         (uint64_t)im->st.st_size,
-                         imp_mtime_ns(&im->st),
-                         (uint64_t)im->st.st_ino,
-                         im->imported,
-                         im->lines,
+    struct imp_ckpt c = {im->in.offset,         (uint64_t)im->st.st_size,
+                         imp_mtime_ns(&im->st), (uint64_t)im->st.st_ino,
+                         im->imported,          im->lines,
                          im->rejected};
     char mem[IMP_CHECKPOINT_MAX];
     struct buf b;
@@ -508,12 +505,11 @@ static int imp_ckpt_load(struct imp *im, const char *path, bool restart)
     }
     if (c.size != (uint64_t)im->st.st_size || c.mtime != imp_mtime_ns(&im->st) || c.inode != (uint64_t)im->st.st_ino ||
         c.offset > c.size) {
-        fprintf(stderr,
-                "%s changed since an earlier import stopped at byte %" PRIu64 " (%s differs): starting over\n", path,
-                c.offset,
-                c.inode != (uint64_t)im->st.st_ino ? "inode"
+        fprintf(stderr, "%s changed since an earlier import stopped at byte %" PRIu64 " (%s differs): starting over\n",
+                path, c.offset,
+                c.inode != (uint64_t)im->st.st_ino   ? "inode"
                 : c.size != (uint64_t)im->st.st_size ? "size"
-                                                      : "modification time");
+                                                     : "modification time");
         return 0;
     }
     if (lseek(im->in.fd, (off_t)c.offset, SEEK_SET) < 0)
@@ -666,10 +662,8 @@ static const char *imp_opt_value(int argc, char **argv, int *i, const char *name
         return argv[*i] + n + 1;
     if (argv[*i][n] != '\0')
         return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "adsmith import: %s needs a value\n", name);
-        return "";
-    }
+    if (*i + 1 >= argc)
+        return ""; /* refused by the caller's check, which names the option */
     return argv[++*i];
 }
 
@@ -882,7 +876,10 @@ int cli_import(int argc, char **argv)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = imp_on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: a read of a pipe returns EINTR */
+    /* No SA_RESTART: a wait for a pipe returns EINTR. SA_RESETHAND: a second
+     * Ctrl-C kills at once, which is safe: LMDB keeps the last commit and its
+     * checkpoint through any crash. */
+    sa.sa_flags = (int)SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 

@@ -14,13 +14,13 @@
 #include <lmdb.h>
 #include <msgpack.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "adsmith/buf.h"
 #include "daemon.h"
 
 #define OUT_MAX (16 * 1024 * 1024)
@@ -125,8 +125,8 @@ static void assert_log_lacks(const char *text)
  */
 static int import(const char *file, const char *data, const char *extra1, const char *extra2)
 {
-    const char *args[] = {"import", "users", ws_path(file), "--data-dir", ws_path(data), "--batch", "10",
-                          extra1, extra2, NULL};
+    const char *args[] = {"import",  "users", ws_path(file), "--data-dir", ws_path(data),
+                          "--batch", "10",    extra1,        extra2,       NULL};
 
     return run(args);
 }
@@ -338,7 +338,7 @@ Test(import, msgpack_stream_imports_by_extension_or_format, .timeout = 30)
 
 Test(import, msgpack_bad_values_are_skipped_until_the_stream_breaks, .timeout = 30)
 {
-    static const char bin[] = {(char)0xc4, 0x01, 0x00};   /* bin 8 of one byte: not a profile */
+    static const char bin[] = {(char)0xc4, 0x01, 0x00};           /* bin 8 of one byte: not a profile */
     static const char cut[] = {(char)0x82, (char)0xa2, 'i', 'd'}; /* a map cut short at the end */
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -376,36 +376,53 @@ Test(import, msgpack_bad_values_are_skipped_until_the_stream_breaks, .timeout = 
     cJSON_Delete(all);
 }
 
+/* A text being built, for input files (the core's struct buf is sanitized in that build; this program is not). */
+struct text {
+    char *mem;
+    size_t len, cap;
+};
+
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(t->mem + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < t->cap - t->len, "test input buffer too small");
+    t->len += (size_t)n;
+}
+
 Test(import, bad_lines_are_reported_and_skipped, .timeout = 30)
 {
     static const size_t big = 1100 * 1024; /* over the 1 MiB record limit */
-    char long_id[201];
-    char *mem = malloc(big + 4096), *filler = malloc(big + 1);
-    struct buf b;
+    struct text t = {malloc(big + 4096), 0, big + 4096};
+    char long_id[201], *filler = malloc(big + 1);
     cJSON *all;
     int status;
 
-    cr_assert(mem != NULL && filler != NULL);
+    cr_assert(t.mem != NULL && filler != NULL);
     memset(long_id, 'x', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
     memset(filler, 'a', big);
     filler[big] = '\0';
-    buf_init(&b, mem, big + 4096);
-    buf_puts(&b, "{\"id\":\"g1\",\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"shared\"}]}\n"); /* 1 */
-    buf_puts(&b, "{\"id\":\"w2\",\"segments\":\"none\"}\n");                                     /* 2 */
-    buf_puts(&b, "{\"segments\":[]}\n");                                                          /* 3 */
-    buf_printf(&b, "{\"id\":\"%s\"}\n", long_id);                                               /* 4 */
-    buf_puts(&b, "{\"id\":\"b5\",\n");                                                            /* 5 */
-    buf_puts(&b, "\n");                                                                           /* 6 */
-    buf_puts(&b, "{\"id\":\"g7\"}\n");                                                            /* 7 */
-    buf_puts(&b, "{\"id\":\"c8\",\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"shared\"}]}\n"); /* 8 */
-    buf_printf(&b, "{\"id\":\"o9\",\"attributes\":{\"custom\":{\"k\":\"%s\"}}}\n", filler);       /* 9 */
-    buf_puts(&b, "{\"id\":\"g10\"}\n");                                                           /* 10 */
-    buf_puts(&b, "[1,2]\n");                                                                      /* 11 */
-    cr_assert(!b.overflow);
-    write_file("bad.jsonl", b.base, b.len, "w");
+    add(&t, "{\"id\":\"g1\",\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"shared\"}]}\n"); /* 1 */
+    add(&t, "{\"id\":\"w2\",\"segments\":\"none\"}\n");                                     /* 2 */
+    add(&t, "{\"segments\":[]}\n");                                                         /* 3 */
+    add(&t, "{\"id\":\"%s\"}\n", long_id);                                                  /* 4 */
+    add(&t, "{\"id\":\"b5\",\n");                                                           /* 5 */
+    add(&t, "\n");                                                                          /* 6 */
+    add(&t, "{\"id\":\"g7\"}\n");                                                           /* 7 */
+    add(&t, "{\"id\":\"c8\",\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"shared\"}]}\n"); /* 8 */
+    add(&t, "{\"id\":\"o9\",\"attributes\":{\"custom\":{\"k\":\"%s\"}}}\n", filler);        /* 9 */
+    add(&t, "{\"id\":\"g10\"}\n");                                                          /* 10 */
+    add(&t, "[1,2]\n");                                                                     /* 11 */
+    write_file("bad.jsonl", t.mem, t.len, "w");
     free(filler);
-    free(mem);
+    free(t.mem);
 
     status = import("bad.jsonl", "data", NULL, NULL);
     cr_assert_eq(status, 1, "an import with rejected records exited with status %d:\n%s", status, log_text);
@@ -433,25 +450,19 @@ Test(import, bad_lines_are_reported_and_skipped, .timeout = 30)
 /* @p n lines of profiles "user-0000".. with 20 long segments each (about 1.8 KB a line). */
 static void write_big(const char *name, int from, int n, const char *mode)
 {
-    size_t cap = (size_t)n * 2048, len = 0;
-    char *text = malloc(cap);
+    struct text t = {malloc((size_t)n * 2048), 0, (size_t)n * 2048};
 
-    cr_assert_not_null(text);
+    cr_assert_not_null(t.mem);
     for (int i = from; i < from + n; i++) {
-        len += (size_t)snprintf(text + len, cap - len,
-                                "{\"id\":\"user-%04d\",\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"b-%04d\"}],"
-                                "\"segments\":[",
-                                i, i);
+        add(&t, "{\"id\":\"user-%04d\",\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"b-%04d\"}],\"segments\":[", i, i);
         for (int j = 0; j < 20; j++)
-            len += (size_t)snprintf(text + len, cap - len,
-                                    "%s{\"id\":\"segment-%03d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"weight\":0.5,"
-                                    "\"last_seen\":1700000000}",
-                                    j > 0 ? "," : "", j);
-        len += (size_t)snprintf(text + len, cap - len, "]}\n");
-        cr_assert_lt(len, cap);
+            add(&t,
+                "%s{\"id\":\"segment-%03d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"weight\":0.5,\"last_seen\":1700000000}",
+                j > 0 ? "," : "", j);
+        add(&t, "]}\n");
     }
-    write_file(name, text, len, mode);
-    free(text);
+    write_file(name, t.mem, t.len, mode);
+    free(t.mem);
 }
 
 /* Asserts that @p data holds users user-0000 .. user-(n-1), each once, and nothing else. */
