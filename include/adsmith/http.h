@@ -68,6 +68,16 @@ int http_status_of(int err);
  */
 void http_send(struct http_req *r, int status, const char *content_type, const char *body, size_t len);
 
+/* What metrics record for a request whose client left before it was answered
+ * (nginx's convention). */
+#define HTTP_STATUS_ABANDONED 499
+
+/**
+ * Records @p r as abandoned (status HTTP_STATUS_ABANDONED) unless it was
+ * answered: for requests whose client went away while their work was queued.
+ */
+void http_abandon(struct http_req *r);
+
 /** Same as http_send() with Content-Type application/json. */
 void http_send_json(struct http_req *r, int status, const char *body, size_t len);
 

@@ -33,7 +33,8 @@
     X(STATS, "stats")                                                                                                    \
     X(KEYS, "keys")                                                                                                      \
     X(ALIASES, "aliases")                                                                                                \
-    X(EVENTS, "events")
+    X(EVENTS, "events")                                                                                                  \
+    X(EVENT_TIMES, "event_times")
 
 enum store_db {
 #define STORE_DB_ENUM_(name, str) STORE_DB_##name,

@@ -3,8 +3,10 @@
  *
  *   users    user id -> stored profile (profile.h)
  *   aliases  source "\0" alias id -> user id; kept in step with each profile's aliases
- *   events   event id -> 8-byte little-endian unix time it was first applied
- *            (the deduplication window; no user data)
+ *   events       event id -> 8-byte little-endian unix time it was first applied
+ *                (the deduplication window; no user data)
+ *   event_times  8-byte big-endian time, then the event id -> empty: the same
+ *                records in time order, so expiring them never scans live ones
  *
  * Every function works inside a transaction the caller owns, so the write
  * queue can group many of them into one commit and the import can batch.
@@ -68,18 +70,12 @@ struct usr_ingest_result {
 int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n, uint32_t half_life,
                uint32_t dedup_s, uint64_t now, struct usr_ingest_result *ret);
 
-/** Where the sweep of expired event ids resumes. Zero it before the first call. */
-struct usr_sweep {
-    uint8_t key[EVT_ID_MAX];
-    uint8_t key_len; /* 0: from the start */
-};
-
 /**
- * Deletes event-id records older than @p dedup_s, examining at most @p max
- * records from where the last call stopped (wrapping around), so the work per
- * call is bounded. @return 0 with *@p ret_deleted set, or an error from store_err().
+ * Deletes up to @p max event-id records older than @p dedup_s seconds before
+ * @p now, oldest first, so the work per call is bounded and no live record is
+ * visited. @return 0 with *@p ret_deleted set (== @p max: more may be due), or
+ * an error from store_err().
  */
-int usr_sweep_events(MDB_txn *txn, struct store *s, uint64_t now, uint32_t dedup_s, size_t max,
-                     struct usr_sweep *sweep, size_t *ret_deleted);
+int usr_sweep_events(MDB_txn *txn, struct store *s, uint64_t now, uint32_t dedup_s, size_t max, size_t *ret_deleted);
 
 #endif

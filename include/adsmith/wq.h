@@ -48,7 +48,7 @@ struct wq_job {
 
 /**
  * Periodic work run by the writer in a transaction of its own or of a group,
- * about once a second (e.g. expiring deduplication records). Same error rules
+ * about every 100 ms (e.g. expiring deduplication records). Same error rules
  * as wq_job.apply, without the client-facing ones.
  */
 typedef int (*wq_maintain_fn)(MDB_txn *txn, struct store *s, void *arg);
@@ -78,12 +78,18 @@ void wq_free(struct wq *q);
 /**
  * Queues @p job (borrowed until its done callback), reporting to @p port.
  * Call on the port's thread.
- * @return 0, or ADS_EOVERLOADED when max_jobs are queued (the job is not taken).
+ * @return 0, or ADS_EOVERLOADED when max_jobs are queued or being applied (the job is not taken).
  */
 int wq_submit(struct wq *q, struct wq_port *port, struct wq_job *job);
 
 /** Counters since wq_new(). Thread-safe. */
 void wq_stats(struct wq *q, struct wq_stats *ret_stats);
+
+/**
+ * Waits until no report is being sent. A worker calls it after its port's
+ * pending count reached 0 and before it frees its loop's queue. Accepts NULL.
+ */
+void wq_quiesce(struct wq *q);
 
 /** Registers @p port on the loop of @p queue (a context's multithread queue). */
 void wq_port_init(struct wq_port *port, h2o_multithread_queue_t *queue);

@@ -22,7 +22,6 @@ struct app_storage {
     bool retrying; /* the retry thread was started */
     pthread_t tid;
     char error[256]; /* why storage is not open; "" once it is */
-    struct usr_sweep sweep; /* the writer thread's only */
 };
 
 static bool app_storage_permanent(int rc)
@@ -167,8 +166,9 @@ void app_storage_error(struct app *app, char *ret_msg, size_t size)
     pthread_mutex_unlock(&st->mu);
 }
 
-/* Expired event ids are swept in slices, so no commit carries a long sweep. */
-#define APP_SWEEP_SLICE 2000
+/* Expired event ids are swept in slices, each riding along with a commit (or
+ * a commit of its own) about every 100 ms: up to 100,000 expiries a second. */
+#define APP_SWEEP_SLICE 10000
 
 static struct store *app_writer_store(void *arg)
 {
@@ -182,8 +182,7 @@ static int app_writer_maintain(MDB_txn *txn, struct store *s, void *arg)
 
     if (app->cfg->event_dedup_s == 0)
         return 0;
-    return usr_sweep_events(txn, s, (uint64_t)time(NULL), app->cfg->event_dedup_s, APP_SWEEP_SLICE,
-                            &app->storage->sweep, &deleted);
+    return usr_sweep_events(txn, s, (uint64_t)time(NULL), app->cfg->event_dedup_s, APP_SWEEP_SLICE, &deleted);
 }
 
 int app_writer_start(struct app *app)

@@ -349,6 +349,12 @@ static bool text_ok(const unsigned char *s, size_t len, size_t *ret_bad)
     }
 }
 
+bool doc_utf8_valid(const char *s, size_t len)
+{
+    size_t bad;
+    return text_ok((const unsigned char *)s, len, &bad);
+}
+
 /* A string (or, if @p is_key, a key of the map) at the first @p n steps of @p p failed text_ok() at @p bad. */
 static int text_fail(struct ads_diag *d, const struct doc_path *p, uint32_t n, const unsigned char *s, size_t bad,
                      bool is_key)

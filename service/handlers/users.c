@@ -48,8 +48,8 @@ static bool users_source(struct http_req *r, char *source)
         source[0] = '\0';
         return true;
     }
-    if (rc != 0 || source[0] == '\0') {
-        http_send_error(r, ADS_EINVAL, "", "the source query parameter must be 1-%d bytes", PROF_SOURCE_MAX);
+    if (rc != 0 || source[0] == '\0' || !doc_utf8_valid(source, strlen(source))) {
+        http_send_error(r, ADS_EINVAL, "", "the source query parameter must be 1-%d bytes of UTF-8", PROF_SOURCE_MAX);
         return false;
     }
     return true;
@@ -110,6 +110,7 @@ static int users_apply(struct wq_job *wj, MDB_txn *txn, struct store *s)
     MDB_val val;
     int rc;
 
+    memset(&job->diag, 0, sizeof(job->diag)); /* a retried job must not keep an old message */
     switch (job->op) {
     case USERS_PUT: return usr_put(txn, s, &job->result, job->now, &job->diag, &job->created);
     case USERS_PATCH: return usr_patch(txn, s, &job->patch, job->now, &job->diag, &job->result);

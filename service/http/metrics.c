@@ -10,7 +10,7 @@
 /* Statuses adsmith answers with get their own series; anything else is counted
  * under its class ("1xx" .. "5xx") so the label set stays fixed. */
 static const int met_statuses[] = {200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 406,
-                                   408, 409, 412, 413, 415, 422, 429, 431, 500, 501, 502, 503, 504};
+                                   408, 409, 412, 413, 415, 422, 429, 431, 499, 500, 501, 502, 503, 504, 507};
 #define MET_NKNOWN (sizeof(met_statuses) / sizeof(met_statuses[0]))
 #define MET_NSTATUS (MET_NKNOWN + 5)
 

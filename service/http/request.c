@@ -94,13 +94,18 @@ void http_send_doc(struct http_req *r, int status, enum doc_fmt fmt, const struc
  * before its job did), it tells the job not to touch the request. */
 struct http_job_hook {
     struct http_job *job;
+    struct http_req *r;
 };
 
 static void http_job_on_pool_dispose(void *p)
 {
     struct http_job_hook *hook = p;
-    if (hook->job != NULL)
-        hook->job->r = NULL;
+
+    if (hook->job == NULL)
+        return;
+    hook->job->r = NULL;
+    /* libh2o runs this before it frees the pool's chunks, so r is still readable. */
+    http_abandon(hook->r);
 }
 
 static void http_job_done(struct wq_job *wj)
@@ -125,6 +130,7 @@ void http_job_submit(struct http_req *r, struct http_job *job, int (*apply)(stru
     job->finish = finish;
     job->hook = h2o_mem_alloc_shared(&r->req->pool, sizeof(*job->hook), http_job_on_pool_dispose);
     job->hook->job = job;
+    job->hook->r = r;
     if ((rc = wq_submit(r->app->wq, &r->hw->port, &job->wq)) != 0) {
         job->hook->job = NULL;
         free(job);

@@ -124,6 +124,15 @@ void http_send(struct http_req *r, int status, const char *content_type, const c
         h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
+void http_abandon(struct http_req *r)
+{
+    if (r->answered)
+        return;
+    r->answered = true;
+    met_record(r->app->metrics, r->worker, r->route, HTTP_STATUS_ABANDONED, http_now_ns() - r->t0_ns);
+    met_inflight_add(r->app->metrics, r->worker, -1);
+}
+
 void http_send_json(struct http_req *r, int status, const char *body, size_t len)
 {
     http_send(r, status, "application/json", body, len);

@@ -402,6 +402,7 @@ static void *srv_worker_main(void *arg)
         h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
         h2o_multithread_queue_t *queue = w->ctx.queue;
         h2o_multithread_unregister_receiver(queue, &w->wake);
+        wq_quiesce(s->app->wq);
         wq_port_dispose(&w->hw.port);
         h2o_context_dispose(&w->ctx);
         /* libh2o 2.2.5's evloop build closes the queue's pipe but never frees the queue. */

@@ -9,32 +9,37 @@
 void fld_init(struct fld_ctx *c, struct ads_diag *diag)
 {
     c->diag = diag;
-    buf_init(&c->ptr, c->ptr_mem, sizeof(c->ptr_mem));
+    c->depth = 0;
+}
+
+static size_t fld_push(struct fld_ctx *c, const char *key, size_t index)
+{
+    size_t mark = c->depth;
+
+    /* Past the last step the pointer stays at its deepest recorded prefix. */
+    if (c->depth < FLD_MAX_DEPTH)
+        c->steps[c->depth++] = (struct fld_step){key, index};
+    return mark;
 }
 
 size_t fld_push_key(struct fld_ctx *c, const char *key)
 {
-    size_t mark = c->ptr.len;
-    doc_pointer_key(&c->ptr, key, strlen(key));
-    return mark;
+    return fld_push(c, key, 0);
 }
 
 size_t fld_push_index(struct fld_ctx *c, size_t i)
 {
-    size_t mark = c->ptr.len;
-    doc_pointer_index(&c->ptr, i);
-    return mark;
+    return fld_push(c, NULL, i);
 }
 
 void fld_pop(struct fld_ctx *c, size_t mark)
 {
-    c->ptr.len = mark;
-    c->ptr.base[mark] = '\0';
-    c->ptr.overflow = false;
+    c->depth = mark;
 }
 
 int fld_fail(struct fld_ctx *c, const char *fmt, ...)
 {
+    struct buf b;
     va_list ap;
 
     if (c->diag == NULL)
@@ -42,7 +47,13 @@ int fld_fail(struct fld_ctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->diag->message, sizeof(c->diag->message), fmt, ap);
     va_end(ap);
-    snprintf(c->diag->pointer, sizeof(c->diag->pointer), "%s", c->ptr.base);
+    buf_init(&b, c->diag->pointer, sizeof(c->diag->pointer));
+    for (size_t i = 0; i < c->depth; i++) {
+        if (c->steps[i].key != NULL)
+            doc_pointer_key(&b, c->steps[i].key, strlen(c->steps[i].key));
+        else
+            doc_pointer_index(&b, c->steps[i].index);
+    }
     return ADS_EINVAL;
 }
 

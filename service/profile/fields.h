@@ -17,15 +17,26 @@
 /* Latest accepted time: year 3000, so a value in milliseconds is caught. */
 #define FLD_MAX_TIME 32503680000ull
 
+/* Deeper than any document the validators accept (doc_parse allows 16 levels). */
+#define FLD_MAX_DEPTH 24
+
+/* One step of the pointer: a key (borrowed until the step is popped), or an index. */
+struct fld_step {
+    const char *key; /* NULL: index */
+    size_t index;
+};
+
+/* The pointer of the value being checked is kept as steps and only written
+ * out when a check fails, so valid documents pay nothing for it. */
 struct fld_ctx {
     struct ads_diag *diag;
-    struct buf ptr; /* the pointer of the value being checked */
-    char ptr_mem[128];
+    size_t depth;
+    struct fld_step steps[FLD_MAX_DEPTH];
 };
 
 void fld_init(struct fld_ctx *c, struct ads_diag *diag);
 
-/** Appends "/key" (or "/index") to the pointer; returns the mark to fld_pop() back to. */
+/** Appends "/key" (@p key borrowed until popped) or "/index" to the pointer; returns the mark to fld_pop() back to. */
 size_t fld_push_key(struct fld_ctx *c, const char *key);
 size_t fld_push_index(struct fld_ctx *c, size_t i);
 void fld_pop(struct fld_ctx *c, size_t mark);

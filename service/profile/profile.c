@@ -339,7 +339,7 @@ static int prof_parse_consent(struct fld_ctx *c, const msgpack_object *o, struct
 
 int prof_check_id(const char *id, size_t len)
 {
-    if (len == 0 || len > PROF_ID_MAX || !fld_is_text(id, len))
+    if (len == 0 || len > PROF_ID_MAX || !fld_is_text(id, len) || !doc_utf8_valid(id, len))
         return ADS_EINVAL;
     return 0;
 }

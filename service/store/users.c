@@ -216,6 +216,15 @@ static int usr_seen(MDB_txn *txn, struct store *s, const struct evt *e, uint32_t
     val = usr_val((const char *)&now, sizeof(now));
     if ((rc = mdb_put(txn, dbi, &key, &val, 0)) != 0)
         return store_err(rc);
+    /* The time-ordered twin, for usr_sweep_events(). */
+    uint8_t tkey[8 + EVT_ID_MAX];
+    for (int i = 0; i < 8; i++)
+        tkey[i] = (uint8_t)(now >> (56 - 8 * i));
+    memcpy(tkey + 8, e->id, e->id_len);
+    key = (MDB_val){8 + (size_t)e->id_len, tkey};
+    val = (MDB_val){0, NULL};
+    if ((rc = mdb_put(txn, store_dbi(s, STORE_DB_EVENT_TIMES), &key, &val, 0)) != 0)
+        return store_err(rc);
     *ret_seen = false;
     return 0;
 }
@@ -295,40 +304,45 @@ int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n
     return rc;
 }
 
-int usr_sweep_events(MDB_txn *txn, struct store *s, uint64_t now, uint32_t dedup_s, size_t max,
-                     struct usr_sweep *sweep, size_t *ret_deleted)
+int usr_sweep_events(MDB_txn *txn, struct store *s, uint64_t now, uint32_t dedup_s, size_t max, size_t *ret_deleted)
 {
+    MDB_dbi ids = store_dbi(s, STORE_DB_EVENTS);
     MDB_cursor *cur;
-    MDB_val key = {sweep->key_len, sweep->key}, val;
-    size_t seen = 0, deleted = 0;
-    uint64_t at;
+    MDB_val key, val, idkey, idval;
+    size_t deleted = 0;
+    uint64_t at, stored;
     int rc;
 
-    if ((rc = mdb_cursor_open(txn, store_dbi(s, STORE_DB_EVENTS), &cur)) != 0)
+    if ((rc = mdb_cursor_open(txn, store_dbi(s, STORE_DB_EVENT_TIMES), &cur)) != 0)
         return store_err(rc);
-    rc = sweep->key_len > 0 ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-    while (rc == 0 && seen < max) {
-        seen++;
-        if (val.mv_size == sizeof(at))
-            memcpy(&at, val.mv_data, sizeof(at));
-        if (val.mv_size != sizeof(at) || at + dedup_s <= now) {
-            if ((rc = mdb_cursor_del(cur, 0)) != 0)
-                break;
-            deleted++;
+    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == 0 && deleted < max) {
+        const uint8_t *k = key.mv_data;
+        if (key.mv_size < 8) {
+            rc = MDB_CORRUPTED;
+            break;
         }
+        at = 0;
+        for (int i = 0; i < 8; i++)
+            at = at << 8 | k[i];
+        if (at + dedup_s > now)
+            break; /* everything after is younger */
+        /* The id's record goes too, unless the id was applied again later
+         * (it then has a newer time and a newer twin). */
+        idkey = (MDB_val){key.mv_size - 8, (void *)(k + 8)};
+        rc = mdb_get(txn, ids, &idkey, &idval);
+        if (rc == 0 && idval.mv_size == sizeof(stored) && (memcpy(&stored, idval.mv_data, sizeof(stored)), stored == at))
+            rc = mdb_del(txn, ids, &idkey, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        deleted++;
         /* After a delete, LMDB's MDB_NEXT yields the record that followed it. */
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
-    if (rc == 0 && key.mv_size <= sizeof(sweep->key)) {
-        memcpy(sweep->key, key.mv_data, key.mv_size);
-        sweep->key_len = (uint8_t)key.mv_size;
-        rc = 0;
-    } else if (rc == MDB_NOTFOUND) {
-        sweep->key_len = 0; /* reached the end: start over next time */
-        rc = 0;
-    }
     mdb_cursor_close(cur);
-    if (rc != 0)
+    if (rc != 0 && rc != MDB_NOTFOUND)
         return store_err(rc);
     *ret_deleted = deleted;
     return 0;

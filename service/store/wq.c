@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define WQ_MAINTAIN_EVERY_NS 1000000000ull
+#define WQ_MAINTAIN_EVERY_NS 100000000ull
 
 struct wq {
     pthread_t tid;
     pthread_mutex_t lock;
+    pthread_mutex_t report_lock; /* held while jobs are reported */
     pthread_cond_t wake;
     struct wq_job *head, *tail; /* under lock */
-    uint32_t queued, max_jobs;  /* under lock */
+    uint32_t queued, max_jobs;  /* under lock; queued counts jobs until they are reported */
     bool stop;                  /* under lock */
     struct store *(*get_store)(void *arg);
     wq_maintain_fn maintain;
@@ -36,14 +37,37 @@ static bool wq_is_clean_failure(int rc)
     return rc == ADS_EINVAL || rc == ADS_ECONFLICT || rc == ADS_ENOT_FOUND;
 }
 
+/* Reports each job to its port. A job counts against max_jobs until here, so
+ * what waits plus what is being applied never exceeds it. report_lock is held
+ * while messages go out: libh2o's send touches the receiving loop's queue after
+ * queueing the message, and wq_quiesce() lets a worker wait for that to end
+ * before it frees the queue. */
 static void wq_report(struct wq *q, struct wq_job *list)
 {
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&q->report_lock);
     while (list != NULL) {
         struct wq_job *job = list;
         list = job->next;
+        n++;
         atomic_fetch_add_explicit(&q->jobs, 1, memory_order_relaxed);
         h2o_multithread_send_message(&job->port->rx, &job->msg);
     }
+    pthread_mutex_unlock(&q->report_lock);
+    if (n > 0) {
+        pthread_mutex_lock(&q->lock);
+        q->queued -= n;
+        pthread_mutex_unlock(&q->lock);
+    }
+}
+
+void wq_quiesce(struct wq *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->report_lock);
+    pthread_mutex_unlock(&q->report_lock);
 }
 
 static bool wq_maintain_due(struct wq *q)
@@ -112,11 +136,13 @@ static void wq_maintain_alone(struct wq *q, struct store *s)
     q->last_maintain_ns = wq_now_ns();
     if (mdb_txn_begin(store_env(s), NULL, 0, &txn) != 0)
         return;
-    if (q->maintain(txn, s, q->arg) != 0 || mdb_txn_commit(txn) != 0) {
+    if (q->maintain(txn, s, q->arg) != 0) {
         mdb_txn_abort(txn);
         return;
     }
-    atomic_fetch_add_explicit(&q->commits, 1, memory_order_relaxed);
+    /* mdb_txn_commit() frees the transaction even when it fails. */
+    if (mdb_txn_commit(txn) == 0)
+        atomic_fetch_add_explicit(&q->commits, 1, memory_order_relaxed);
 }
 
 static void *wq_main(void *arg)
@@ -131,12 +157,15 @@ static void *wq_main(void *arg)
         pthread_mutex_lock(&q->lock);
         if (q->head == NULL && !q->stop) {
             clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += 1;
+            until.tv_nsec += (long)WQ_MAINTAIN_EVERY_NS;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&q->wake, &q->lock, &until);
         }
         list = q->head;
         q->head = q->tail = NULL;
-        q->queued = 0;
         stop = q->stop;
         pthread_mutex_unlock(&q->lock);
 
@@ -170,12 +199,14 @@ int wq_new(struct store *(*get_store)(void *arg), wq_maintain_fn maintain, void 
     q->max_jobs = max_jobs;
     q->last_maintain_ns = wq_now_ns();
     pthread_mutex_init(&q->lock, NULL);
+    pthread_mutex_init(&q->report_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&q->wake, &ca);
     pthread_condattr_destroy(&ca);
     if ((rc = pthread_create(&q->tid, NULL, wq_main, q)) != 0) {
         pthread_cond_destroy(&q->wake);
+        pthread_mutex_destroy(&q->report_lock);
         pthread_mutex_destroy(&q->lock);
         free(q);
         return -rc;
@@ -194,6 +225,7 @@ void wq_free(struct wq *q)
     pthread_mutex_unlock(&q->lock);
     pthread_join(q->tid, NULL);
     pthread_cond_destroy(&q->wake);
+    pthread_mutex_destroy(&q->report_lock);
     pthread_mutex_destroy(&q->lock);
     free(q);
 }

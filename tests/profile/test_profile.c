@@ -188,6 +188,8 @@ Test(profile, limits)
     cr_assert_eq(prof_check_id(id, PROF_ID_MAX), 0);
     cr_assert_eq(prof_check_id(id, PROF_ID_MAX + 1), ADS_EINVAL);
     cr_assert_eq(prof_check_id("a\nb", 3), ADS_EINVAL);
+    cr_assert_eq(prof_check_id("\xff\xfe", 2), ADS_EINVAL, "ids are UTF-8");
+    cr_assert_eq(prof_check_id("caf\xc3\xa9", 5), 0);
     cr_assert_eq(prof_check_id("", 0), ADS_EINVAL);
 }
 

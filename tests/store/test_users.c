@@ -176,32 +176,38 @@ Test(users, ingest_resolves_aliases)
     cr_assert_eq(q.naliases, 1, "events keep the aliases");
 }
 
-Test(users, sweep_expires_old_ids_in_slices)
+Test(users, sweep_expires_old_ids_oldest_first)
 {
     struct evt evs[10];
     struct usr_ingest_result res;
-    struct usr_sweep sweep;
     size_t deleted, total = 0;
     MDB_txn *txn = begin();
     MDB_stat ms;
     char id[8];
 
-    memset(&sweep, 0, sizeof(sweep));
     for (int i = 0; i < 10; i++) {
         snprintf(id, sizeof(id), "e%d", i);
         evs[i] = ev(id, "u1", "", 1000);
     }
     cr_assert_eq(usr_ingest(txn, st, evs, 5, 3600, 600, 1000, &res), 0);
     cr_assert_eq(usr_ingest(txn, st, evs + 5, 5, 3600, 600, 1500, &res), 0);
-    /* At 1700 the five from 1000 have expired; slices of 3 reach them all. */
-    for (int round = 0; round < 4; round++) {
-        cr_assert_eq(usr_sweep_events(txn, st, 1700, 600, 3, &sweep, &deleted), 0);
-        cr_assert_leq(deleted, 3);
-        total += deleted;
-    }
+    /* e0 comes back after its window: its record is renewed, not swept. */
+    cr_assert_eq(usr_ingest(txn, st, evs, 1, 3600, 600, 1650, &res), 0);
+    cr_assert_eq(res.accepted, 1);
+    /* At 1700 the five from 1000 have expired; slices of 3 take them in two calls. */
+    cr_assert_eq(usr_sweep_events(txn, st, 1700, 600, 3, &deleted), 0);
+    cr_assert_eq(deleted, 3);
+    total += deleted;
+    cr_assert_eq(usr_sweep_events(txn, st, 1700, 600, 3, &deleted), 0);
+    cr_assert_eq(deleted, 2, "the sweep stops at the first record still inside the window");
+    total += deleted;
+    cr_assert_eq(usr_sweep_events(txn, st, 1700, 600, 3, &deleted), 0);
+    cr_assert_eq(deleted, 0);
     cr_assert_eq(total, 5);
     cr_assert_eq(mdb_stat(txn, store_dbi(st, STORE_DB_EVENTS), &ms), 0);
-    cr_assert_eq(ms.ms_entries, 5);
+    cr_assert_eq(ms.ms_entries, 6, "e5-e9 and the renewed e0 remain");
+    cr_assert_eq(usr_ingest(txn, st, evs, 1, 3600, 600, 1700, &res), 0);
+    cr_assert_eq(res.duplicates, 1, "the renewed e0 still deduplicates");
     commit(txn);
 }
 
