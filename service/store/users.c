@@ -5,6 +5,11 @@
 
 #define USR_ALIAS_KEY_MAX (PROF_SOURCE_MAX + 1 + PROF_ID_MAX)
 
+/* Each writing function needs one decoded profile (~40 KiB) besides its
+ * arguments; none calls another, so one per thread serves them all without a
+ * malloc per write (a bulk import makes millions). */
+static __thread struct profile usr_scratch;
+
 static MDB_val usr_val(const char *s, size_t len)
 {
     return (MDB_val){len, (void *)s};
@@ -90,13 +95,29 @@ static int usr_check_aliases(MDB_txn *txn, struct store *s, const struct profile
     return 0;
 }
 
+/* Encodes @p p and stores it under its id. */
+static int usr_put_record(MDB_txn *txn, struct store *s, const struct profile *p)
+{
+    char enc_mem[PROF_ENCODED_MAX + 1];
+    MDB_val key = usr_val(p->id, strlen(p->id)), val;
+    struct buf enc;
+    int rc;
+
+    buf_init(&enc, enc_mem, sizeof(enc_mem));
+    if ((rc = prof_encode(p, &enc)) != 0)
+        return rc;
+    val = usr_val(enc.base, enc.len);
+    if ((rc = mdb_put(txn, store_dbi(s, STORE_DB_USERS), &key, &val, 0)) != 0)
+        return store_err(rc);
+    return 0;
+}
+
 /* Writes @p p over @p old (NULL: a new user): alias index first, then the profile. */
 static int usr_write(MDB_txn *txn, struct store *s, const struct profile *p, const struct profile *old)
 {
-    char mem[USR_ALIAS_KEY_MAX], enc_mem[PROF_ENCODED_MAX + 1];
+    char mem[USR_ALIAS_KEY_MAX];
     MDB_dbi aliases = store_dbi(s, STORE_DB_ALIASES);
-    MDB_val key, val, idval = usr_val(p->id, strlen(p->id));
-    struct buf enc;
+    MDB_val key, idval = usr_val(p->id, strlen(p->id));
     int rc;
 
     for (uint32_t i = 0; old != NULL && i < old->naliases; i++) {
@@ -115,84 +136,63 @@ static int usr_write(MDB_txn *txn, struct store *s, const struct profile *p, con
         if ((rc = mdb_put(txn, aliases, &key, &idval, 0)) != 0)
             return store_err(rc);
     }
-    buf_init(&enc, enc_mem, sizeof(enc_mem));
-    if ((rc = prof_encode(p, &enc)) != 0)
-        return rc;
-    val = usr_val(enc.base, enc.len);
-    if ((rc = mdb_put(txn, store_dbi(s, STORE_DB_USERS), &idval, &val, 0)) != 0)
-        return store_err(rc);
-    return 0;
+    return usr_put_record(txn, s, p);
 }
 
 int usr_put(MDB_txn *txn, struct store *s, struct profile *p, uint64_t now, struct ads_diag *ret_diag,
             bool *ret_created)
 {
-    struct profile *old = malloc(sizeof(*old));
+    struct profile *old = &usr_scratch;
     int rc;
 
-    if (old == NULL)
-        return ADS_ENOMEM;
     rc = usr_load(txn, s, p->id, old);
     if (rc != 0 && rc != ADS_ENOT_FOUND)
-        goto out;
+        return rc;
     *ret_created = rc == ADS_ENOT_FOUND;
     p->created_at = *ret_created ? now : old->created_at;
     p->updated_at = now;
     if ((rc = usr_check_aliases(txn, s, p, ret_diag)) == 0)
         rc = usr_write(txn, s, p, *ret_created ? NULL : old);
-out:
-    free(old);
     return rc;
 }
 
 int usr_patch(MDB_txn *txn, struct store *s, const struct prof_patch *patch, uint64_t now, struct ads_diag *ret_diag,
               struct profile *ret)
 {
-    struct profile *old = malloc(sizeof(*old));
+    struct profile *old = &usr_scratch;
     int rc;
 
-    if (old == NULL)
-        return ADS_ENOMEM;
     if ((rc = usr_load(txn, s, patch->val.id, old)) != 0)
-        goto out;
+        return rc;
     *ret = *old;
     prof_patch_apply(ret, patch);
     ret->updated_at = now;
     if ((rc = usr_check_aliases(txn, s, ret, ret_diag)) == 0)
         rc = usr_write(txn, s, ret, old);
-out:
-    free(old);
     return rc;
 }
 
 int usr_delete(MDB_txn *txn, struct store *s, const char *id, size_t len)
 {
     char mem[USR_ALIAS_KEY_MAX], idmem[PROF_ID_MAX + 1];
-    struct profile *old;
+    struct profile *old = &usr_scratch;
     MDB_val key;
     int rc;
 
     if (len == 0 || len > PROF_ID_MAX)
         return ADS_ENOT_FOUND;
-    if ((old = malloc(sizeof(*old))) == NULL)
-        return ADS_ENOMEM;
     memcpy(idmem, id, len);
     idmem[len] = '\0';
     if ((rc = usr_load(txn, s, idmem, old)) != 0)
-        goto out;
+        return rc;
     for (uint32_t i = 0; i < old->naliases; i++) {
         key = usr_alias_key(mem, old->aliases[i].source, old->aliases[i].id, strlen(old->aliases[i].id));
-        if ((rc = mdb_del(txn, store_dbi(s, STORE_DB_ALIASES), &key, NULL)) != 0 && rc != MDB_NOTFOUND) {
-            rc = store_err(rc);
-            goto out;
-        }
+        if ((rc = mdb_del(txn, store_dbi(s, STORE_DB_ALIASES), &key, NULL)) != 0 && rc != MDB_NOTFOUND)
+            return store_err(rc);
     }
     key = usr_val(id, len);
     rc = mdb_del(txn, store_dbi(s, STORE_DB_USERS), &key, NULL);
-    rc = rc == 0 ? 0 : store_err(rc);
-out:
-    free(old);
-    return rc;
+    return rc == 0 ? 0 : store_err(rc);
 }
 
 /* Whether event id @p e was applied within the window; if not, records it as applied now. */
@@ -274,15 +274,8 @@ static int usr_ingest_one(MDB_txn *txn, struct store *s, const struct evt *e, ui
     evt_apply(p, e, half_life);
     p->updated_at = now;
     /* Aliases are unchanged: only the profile record is rewritten. */
-    char enc_mem[PROF_ENCODED_MAX + 1];
-    struct buf enc;
-    MDB_val key = usr_val(p->id, strlen(p->id));
-    buf_init(&enc, enc_mem, sizeof(enc_mem));
-    if ((rc = prof_encode(p, &enc)) != 0)
+    if ((rc = usr_put_record(txn, s, p)) != 0)
         return rc;
-    val = usr_val(enc.base, enc.len);
-    if ((rc = mdb_put(txn, store_dbi(s, STORE_DB_USERS), &key, &val, 0)) != 0)
-        return store_err(rc);
     res->accepted++;
     return 0;
 }
@@ -291,14 +284,10 @@ int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n
                uint32_t dedup_s, uint64_t now, struct usr_ingest_result *ret)
 {
     struct usr_ingest_result res = {0, 0, 0};
-    struct profile *p = malloc(sizeof(*p));
     int rc = 0;
 
-    if (p == NULL)
-        return ADS_ENOMEM;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = usr_ingest_one(txn, s, &events[i], half_life, dedup_s, now, p, &res);
-    free(p);
+        rc = usr_ingest_one(txn, s, &events[i], half_life, dedup_s, now, &usr_scratch, &res);
     if (rc == 0)
         *ret = res;
     return rc;
