@@ -181,8 +181,8 @@ int main(int argc, char **argv)
     }
     mb = median(base);
     mp = median(prof);
-    printf("profiles %llu, random reads %d x %d rounds (median)\n", (unsigned long long)(ms.ms_entries > n ? ms.ms_entries : n),
-           READS, ROUNDS);
+    printf("profiles %llu, random reads %d x %d rounds (median)\n",
+           (unsigned long long)(ms.ms_entries > n ? ms.ms_entries : n), READS, ROUNDS);
     printf("lmdb get alone:          %7.0f ns\n", mb);
     printf("get + view + decay/freq: %7.0f ns  (%.2fx the LMDB get; decode adds %.0f ns)\n", mp, mp / mb, mp - mb);
     store_free(s);

@@ -25,11 +25,11 @@ struct wq;
 
 struct app {
     const struct cfg *cfg;
-    struct metrics *metrics; /* one shard per worker thread */
-    int64_t started_at;      /* unix seconds */
-    atomic_bool draining;    /* set when shutdown begins: /readyz turns 503 */
-    atomic_long connections; /* open client connections, all workers */
-    atomic_ulong reloads;    /* SIGHUP reloads handled */
+    struct metrics *metrics;       /* one shard per worker thread */
+    int64_t started_at;            /* unix seconds */
+    atomic_bool draining;          /* set when shutdown begins: /readyz turns 503 */
+    atomic_long connections;       /* open client connections, all workers */
+    atomic_ulong reloads;          /* SIGHUP reloads handled */
     _Atomic(struct store *) store; /* read with app_store() */
     atomic_bool refused;           /* storage holds data this build can never read */
     struct app_storage *storage;   /* retry state; private to service/app/app.c */

@@ -78,7 +78,8 @@ const char *doc_content_type(enum doc_fmt fmt);
 int doc_parse(enum doc_fmt fmt, const char *body, size_t len, msgpack_zone *zone, msgpack_object *ret_root,
               struct ads_diag *ret_diag);
 
-/** Whether @p len bytes are valid UTF-8 (no overlong forms, surrogates, or U+0000), as doc_parse requires of strings. */
+/** Whether @p len bytes are valid UTF-8 (no overlong forms, surrogates, or U+0000), as doc_parse requires of strings.
+ */
 bool doc_utf8_valid(const char *s, size_t len);
 
 /**

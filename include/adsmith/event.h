@@ -30,8 +30,8 @@
 #define EVT_MAX_BATCH 1000
 #define EVT_ID_MAX 64
 #define EVT_MAX_INTERESTS 8
-#define EVT_MIN_TS 946684800       /* 2000-01-01 */
-#define EVT_MAX_FUTURE_S 300       /* tolerated clock skew */
+#define EVT_MIN_TS 946684800 /* 2000-01-01 */
+#define EVT_MAX_FUTURE_S 300 /* tolerated clock skew */
 #define EVT_MAX_WEIGHT 100.0
 
 enum evt_type { EVT_IMPRESSION, EVT_CLICK, EVT_CONVERSION, EVT_CUSTOM, EVT_NTYPES };

@@ -33,10 +33,10 @@ struct http_req {
     h2o_req_t *req;
     struct app *app;
     struct http_worker *hw;
-    unsigned worker;    /* hw->idx */
-    size_t route;       /* index in the route table, or the count for "unmatched" */
-    uint64_t t0_ns;     /* CLOCK_MONOTONIC at routing */
-    h2o_iovec_t param;  /* the {id} segment of the raw path, still percent-encoded */
+    unsigned worker;   /* hw->idx */
+    size_t route;      /* index in the route table, or the count for "unmatched" */
+    uint64_t t0_ns;    /* CLOCK_MONOTONIC at routing */
+    h2o_iovec_t param; /* the {id} segment of the raw path, still percent-encoded */
     bool answered;
 };
 
@@ -102,8 +102,7 @@ void http_error_body(int err, const char *pointer, const char *message, struct b
  * own error responses (e.g. 413 before routing) into JSON error bodies.
  * @p app and @p worker_of (maps an h2o context to its worker index) are borrowed.
  */
-void http_router_register(h2o_hostconf_t *host, struct app *app,
-                          struct http_worker *(*worker_of)(h2o_context_t *ctx));
+void http_router_register(h2o_hostconf_t *host, struct app *app, struct http_worker *(*worker_of)(h2o_context_t *ctx));
 
 /* ---- for handlers ---- */
 

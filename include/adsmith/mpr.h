@@ -26,12 +26,12 @@ struct mpr {
 };
 
 enum mpr_type {
-    MPR_END,     /* no bytes left */
+    MPR_END, /* no bytes left */
     MPR_NIL,
     MPR_BOOL,
-    MPR_UINT,    /* positive fixint, uint 8/16/32/64 */
-    MPR_INT,     /* negative fixint, int 8/16/32/64 (value may still be >= 0) */
-    MPR_FLOAT,   /* float 32/64 */
+    MPR_UINT,  /* positive fixint, uint 8/16/32/64 */
+    MPR_INT,   /* negative fixint, int 8/16/32/64 (value may still be >= 0) */
+    MPR_FLOAT, /* float 32/64 */
     MPR_STR,
     MPR_BIN,
     MPR_ARRAY,

@@ -54,17 +54,17 @@
 #define PROF_FORMAT 1
 
 /* Limits; every one is documented in schemas/profile.schema.json and README. */
-#define PROF_ID_MAX 128          /* user id and alias id, bytes */
-#define PROF_SOURCE_MAX 64       /* alias source ("buyeruid", an EID source domain) */
+#define PROF_ID_MAX 128    /* user id and alias id, bytes */
+#define PROF_SOURCE_MAX 64 /* alias source ("buyeruid", an EID source domain) */
 #define PROF_MAX_ALIASES 16
-#define PROF_ATTR_MAX 64         /* region, city, os; country is 2-3 letters, language <= 16, device a name */
+#define PROF_ATTR_MAX 64 /* region, city, os; country is 2-3 letters, language <= 16, device a name */
 #define PROF_MAX_CUSTOM 32
 #define PROF_CUSTOM_KEY_MAX 64
 #define PROF_CUSTOM_VAL_MAX 256
-#define PROF_TAG_MAX 64          /* segment, interest and campaign ids */
+#define PROF_TAG_MAX 64 /* segment, interest and campaign ids */
 #define PROF_MAX_SEGMENTS 64
 #define PROF_MAX_INTERESTS 64
-#define PROF_MAX_FREQ 64         /* campaigns with counters; the least recently used is dropped beyond */
+#define PROF_MAX_FREQ 64 /* campaigns with counters; the least recently used is dropped beyond */
 #define PROF_MAX_WEIGHT 1.0e6
 
 /* Encoded size bound: every field at its limit, with MessagePack headers. */
@@ -150,7 +150,7 @@ struct prof_patch {
     uint32_t attr_set;   /* bit per enum prof_attr, plus bit PROF_NATTR for age_band: value given */
     uint32_t attr_unset; /* same bits: null given */
     uint32_t recency_set, consent_set, consent_unset; /* recency per enum prof_recency; consent per bit */
-    uint32_t custom_replace; /* attributes.custom was null: drop all custom pairs first */
+    uint32_t custom_replace;                          /* attributes.custom was null: drop all custom pairs first */
     uint32_t ncustom_unset;
     char custom_unset[PROF_MAX_CUSTOM][PROF_CUSTOM_KEY_MAX + 1];
     struct profile val; /* the values given; custom[] holds the pairs to set */

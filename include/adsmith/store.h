@@ -23,17 +23,17 @@
 #define STORE_MAX_READERS 512
 
 /* X(enum suffix, LMDB database name) */
-#define STORE_DB_MAP(X)                                                                                                    \
-    X(META, "meta")                                                                                                      \
-    X(USERS, "users")                                                                                                    \
-    X(CAMPAIGNS, "campaigns")                                                                                            \
-    X(VARIANTS, "variants")                                                                                              \
-    X(LEDGER, "ledger")                                                                                                  \
-    X(SPEND, "spend")                                                                                                    \
-    X(STATS, "stats")                                                                                                    \
-    X(KEYS, "keys")                                                                                                      \
-    X(ALIASES, "aliases")                                                                                                \
-    X(EVENTS, "events")                                                                                                  \
+#define STORE_DB_MAP(X)                                                                                                \
+    X(META, "meta")                                                                                                    \
+    X(USERS, "users")                                                                                                  \
+    X(CAMPAIGNS, "campaigns")                                                                                          \
+    X(VARIANTS, "variants")                                                                                            \
+    X(LEDGER, "ledger")                                                                                                \
+    X(SPEND, "spend")                                                                                                  \
+    X(STATS, "stats")                                                                                                  \
+    X(KEYS, "keys")                                                                                                    \
+    X(ALIASES, "aliases")                                                                                              \
+    X(EVENTS, "events")                                                                                                \
     X(EVENT_TIMES, "event_times")
 
 enum store_db {
@@ -82,9 +82,9 @@ MDB_dbi store_dbi(const struct store *s, enum store_db db);
 const char *store_db_name(enum store_db db);
 
 struct store_stats {
-    uint64_t map_size;  /* bytes */
-    uint64_t map_used;  /* bytes of the map in use (last page number + 1, times the page size) */
-    uint32_t readers;   /* reader slots in use */
+    uint64_t map_size; /* bytes */
+    uint64_t map_used; /* bytes of the map in use (last page number + 1, times the page size) */
+    uint32_t readers;  /* reader slots in use */
     uint32_t max_readers;
 };
 

@@ -67,8 +67,8 @@ struct usr_ingest_result {
  * within @p dedup_s seconds before @p now are skipped (0 disables).
  * @return 0 with *@p ret filled, or an error from store_err().
  */
-int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n, uint32_t half_life,
-               uint32_t dedup_s, uint64_t now, struct usr_ingest_result *ret);
+int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n, uint32_t half_life, uint32_t dedup_s,
+               uint64_t now, struct usr_ingest_result *ret);
 
 /**
  * Deletes up to @p max event-id records older than @p dedup_s seconds before

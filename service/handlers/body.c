@@ -22,7 +22,8 @@ bool body_parse(struct http_req *r, msgpack_zone *zone, msgpack_object *ret_doc)
     if ((rc = http_body_fmt(r, &fmt)) != 0) {
         ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
         h2o_iovec_t ct = i >= 0 ? r->req->headers.entries[i].value : h2o_iovec_init(H2O_STRLIT(""));
-        http_send_error(r, rc, NULL, "Content-Type %.*s is not accepted here; send application/json or application/msgpack",
+        http_send_error(r, rc, NULL,
+                        "Content-Type %.*s is not accepted here; send application/json or application/msgpack",
                         (int)(ct.len < 100 ? ct.len : 100), ct.base);
         return false;
     }

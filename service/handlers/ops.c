@@ -69,8 +69,8 @@ void ops_metrics(struct http_req *r)
                "# TYPE adsmith_build_info gauge\n"
                "adsmith_build_info{version=\"%s\",commit=\"%s\",h2o=\"%s\",lmdb=\"%d.%d.%d\"} 1\n",
                atomic_load(&app->connections), store != NULL, st.map_size, st.map_used, st.readers,
-               atomic_load(&app->reloads), app->started_at, ADS_VERSION, ADS_COMMIT, H2O_VERSION, MDB_VERSION_MAJOR, MDB_VERSION_MINOR,
-               MDB_VERSION_PATCH);
+               atomic_load(&app->reloads), app->started_at, ADS_VERSION, ADS_COMMIT, H2O_VERSION, MDB_VERSION_MAJOR,
+               MDB_VERSION_MINOR, MDB_VERSION_PATCH);
     if (app->wq != NULL) {
         struct wq_stats ws;
         wq_stats(app->wq, &ws);

@@ -31,9 +31,10 @@ struct users_job {
 static bool users_path_id(struct http_req *r, char *id, size_t *ret_len)
 {
     if (http_param(r, id, PROF_ID_MAX + 1, ret_len) != 0 || prof_check_id(id, *ret_len) != 0) {
-        http_send_error(r, ADS_EINVAL, "",
-                        "the user id in the path must be 1-%d bytes of percent-encoded UTF-8 without control characters",
-                        PROF_ID_MAX);
+        http_send_error(
+            r, ADS_EINVAL, "",
+            "the user id in the path must be 1-%d bytes of percent-encoded UTF-8 without control characters",
+            PROF_ID_MAX);
         return false;
     }
     return true;
@@ -166,7 +167,8 @@ static void users_write(struct http_req *r, enum users_op op)
     if (!users_path_id(r, job->id, &job->id_len) || !users_source(r, job->source))
         goto fail;
     if (op != USERS_DELETE && job->source[0] != '\0') {
-        http_send_error(r, ADS_EINVAL, "", "?source= looks up an alias on GET and DELETE only; PUT and PATCH take the user id");
+        http_send_error(r, ADS_EINVAL, "",
+                        "?source= looks up an alias on GET and DELETE only; PUT and PATCH take the user id");
         goto fail;
     }
     if (op != USERS_DELETE) {

@@ -135,7 +135,7 @@ void http_job_submit(struct http_req *r, struct http_job *job, int (*apply)(stru
         job->hook->job = NULL;
         free(job);
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        http_send_error(r, rc, NULL, rc == ADS_EOVERLOADED ? "too many writes are waiting (write_queue_max); retry shortly"
-                                                          : NULL);
+        http_send_error(r, rc, NULL,
+                        rc == ADS_EOVERLOADED ? "too many writes are waiting (write_queue_max); retry shortly" : NULL);
     }
 }

@@ -14,11 +14,25 @@ static const struct {
     int err;
     int status;
 } http_status_table[] = {
-    {ADS_ENOMEM, 503},           {ADS_EINVAL, 400},      {ADS_ENOT_FOUND, 404},   {ADS_EMETHOD, 405},
-    {ADS_EBODY_TOO_LARGE, 413},  {ADS_EHEADERS_TOO_LARGE, 431}, {ADS_EBAD_REQUEST, 400}, {ADS_ECONFIG, 500},
-    {ADS_ESTORAGE, 500},         {ADS_EDATA_TOO_NEW, 500}, {ADS_ESTORAGE_FULL, 507}, {ADS_ENOT_READY, 503},
-    {ADS_ESHUTTING_DOWN, 503},   {ADS_EINTERNAL, 500},   {ADS_EHTTP_ERROR, 400},
-    {ADS_EDATA_INVALID, 500},    {ADS_EUNSUPPORTED_MEDIA, 415}, {ADS_ECONFLICT, 409}, {ADS_EOVERLOADED, 503},
+    {ADS_ENOMEM, 503},
+    {ADS_EINVAL, 400},
+    {ADS_ENOT_FOUND, 404},
+    {ADS_EMETHOD, 405},
+    {ADS_EBODY_TOO_LARGE, 413},
+    {ADS_EHEADERS_TOO_LARGE, 431},
+    {ADS_EBAD_REQUEST, 400},
+    {ADS_ECONFIG, 500},
+    {ADS_ESTORAGE, 500},
+    {ADS_EDATA_TOO_NEW, 500},
+    {ADS_ESTORAGE_FULL, 507},
+    {ADS_ENOT_READY, 503},
+    {ADS_ESHUTTING_DOWN, 503},
+    {ADS_EINTERNAL, 500},
+    {ADS_EHTTP_ERROR, 400},
+    {ADS_EDATA_INVALID, 500},
+    {ADS_EUNSUPPORTED_MEDIA, 415},
+    {ADS_ECONFLICT, 409},
+    {ADS_EOVERLOADED, 503},
 };
 
 int http_status_lookup(int err, int *ret_status)
@@ -369,8 +383,7 @@ static void http_errfilter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_setup_next_ostream(req, slot);
 }
 
-void http_router_register(h2o_hostconf_t *host, struct app *app,
-                          struct http_worker *(*worker_of)(h2o_context_t *ctx))
+void http_router_register(h2o_hostconf_t *host, struct app *app, struct http_worker *(*worker_of)(h2o_context_t *ctx))
 {
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     struct http_router *router = (struct http_router *)h2o_create_handler(path, sizeof(*router));

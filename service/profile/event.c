@@ -17,11 +17,23 @@ const char *evt_type_name(enum evt_type t)
     return t < EVT_NTYPES ? evt_type_names[t] : "unknown";
 }
 
-enum { EVT_K_ID, EVT_K_TYPE, EVT_K_USER, EVT_K_SOURCE, EVT_K_TS, EVT_K_CAMPAIGN, EVT_K_VARIANT, EVT_K_NAME,
-       EVT_K_INTERESTS, EVT_K_WEIGHT, EVT_K_VALUE, EVT_NKEYS };
+enum {
+    EVT_K_ID,
+    EVT_K_TYPE,
+    EVT_K_USER,
+    EVT_K_SOURCE,
+    EVT_K_TS,
+    EVT_K_CAMPAIGN,
+    EVT_K_VARIANT,
+    EVT_K_NAME,
+    EVT_K_INTERESTS,
+    EVT_K_WEIGHT,
+    EVT_K_VALUE,
+    EVT_NKEYS
+};
 
-static const char *const evt_keys[EVT_NKEYS] = {"id",       "type",    "user", "source",    "ts",    "campaign",
-                                                "variant",  "name",    "interests", "weight", "value"};
+static const char *const evt_keys[EVT_NKEYS] = {"id",      "type", "user",      "source", "ts",   "campaign",
+                                                "variant", "name", "interests", "weight", "value"};
 
 static int evt_parse_type(struct fld_ctx *c, const msgpack_object *o, struct evt *e)
 {
@@ -30,7 +42,8 @@ static int evt_parse_type(struct fld_ctx *c, const msgpack_object *o, struct evt
     if ((rc = fld_want(c, o, MSGPACK_OBJECT_STR, "a string")) != 0)
         return rc;
     for (size_t t = 0; t < EVT_NTYPES; t++) {
-        if (strlen(evt_type_names[t]) == o->via.str.size && memcmp(evt_type_names[t], o->via.str.ptr, o->via.str.size) == 0) {
+        if (strlen(evt_type_names[t]) == o->via.str.size &&
+            memcmp(evt_type_names[t], o->via.str.ptr, o->via.str.size) == 0) {
             e->type = (uint8_t)t;
             return 0;
         }
@@ -86,8 +99,9 @@ static int evt_parse_one(struct fld_ctx *c, const msgpack_object *o, uint64_t no
             if ((rc = fld_time(c, f[k], &e->ts)) == 0 && e->ts < EVT_MIN_TS)
                 rc = fld_fail(c, "%llu is before 2000-01-01; send unix seconds", (unsigned long long)e->ts);
             else if (rc == 0 && e->ts > now + EVT_MAX_FUTURE_S)
-                rc = fld_fail(c, "%llu is %llu seconds in the future (the server's clock reads %llu); at most %d is "
-                                 "tolerated",
+                rc = fld_fail(c,
+                              "%llu is %llu seconds in the future (the server's clock reads %llu); at most %d is "
+                              "tolerated",
                               (unsigned long long)e->ts, (unsigned long long)(e->ts - now), (unsigned long long)now,
                               EVT_MAX_FUTURE_S);
             break;

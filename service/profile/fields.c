@@ -77,8 +77,9 @@ int fld_want(struct fld_ctx *c, const msgpack_object *o, msgpack_object_type t, 
 {
     if (o->type == t)
         return 0;
-    if (t == MSGPACK_OBJECT_FLOAT64 && (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                                        o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+    if (t == MSGPACK_OBJECT_FLOAT64 &&
+        (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+         o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
         return 0;
     return fld_fail(c, "must be %s, not %s", what, fld_type_name(o));
 }

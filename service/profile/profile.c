@@ -13,7 +13,8 @@
  * field. It never trusts a count or a length before checking it. */
 
 static const char *const prof_attr_names[PROF_NATTR] = {"country", "region", "city", "language", "device", "os"};
-static const char *const prof_age_names[PROF_AGE_COUNT] = {"", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"};
+static const char *const prof_age_names[PROF_AGE_COUNT] = {"",      "13-17", "18-24", "25-34",
+                                                           "35-44", "45-54", "55-64", "65+"};
 static const char *const prof_devices[] = {"phone", "tablet", "desktop", "ctv", "other"};
 static const char *const prof_recency_names[PROF_NRECENCY] = {"last_seen", "last_impression", "last_click",
                                                               "last_conversion"};
@@ -143,8 +144,7 @@ static int prof_parse_custom(struct fld_ctx *c, const msgpack_object *o, struct 
     return 0;
 }
 
-static int prof_parse_attributes(struct fld_ctx *c, const msgpack_object *o, struct profile *p,
-                                 struct prof_patch *pp)
+static int prof_parse_attributes(struct fld_ctx *c, const msgpack_object *o, struct profile *p, struct prof_patch *pp)
 {
     static const char *const names[] = {"country", "region", "city", "language", "device", "os", "age_band", "custom"};
     const msgpack_object *f[8];
@@ -241,9 +241,8 @@ static int prof_parse_tags(struct fld_ctx *c, const msgpack_object *o, const cha
 
 static int prof_parse_freq(struct fld_ctx *c, const msgpack_object *o, struct profile *p)
 {
-    static const char *const names[] = {"campaign", "hour_start", "hour",        "day_start",
-                                        "day",      "lifetime",   "clicks",      "conversions",
-                                        "last_at"};
+    static const char *const names[] = {"campaign", "hour_start", "hour",        "day_start", "day",
+                                        "lifetime", "clicks",     "conversions", "last_at"};
     const msgpack_object *f[9];
     int rc;
 
@@ -251,8 +250,8 @@ static int prof_parse_freq(struct fld_ctx *c, const msgpack_object *o, struct pr
         return rc;
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         struct prof_freq *q = &p->freq[i];
-        uint64_t *vals[8] = {&q->hour_start, &q->hour, &q->day_start, &q->day, &q->lifetime, &q->clicks, &q->conversions,
-                             &q->last_at};
+        uint64_t *vals[8] = {&q->hour_start, &q->hour,   &q->day_start,   &q->day,
+                             &q->lifetime,   &q->clicks, &q->conversions, &q->last_at};
         size_t mark = fld_push_index(c, i), m2;
 
         memset(q, 0, sizeof(*q));
@@ -378,8 +377,8 @@ static int prof_parse(struct fld_ctx *c, const msgpack_object *doc, const char *
 
     memset(p, 0, sizeof(*p));
     if (path_id_len > PROF_ID_MAX || prof_check_id(path_id, path_id_len) != 0)
-        return ads_diag_set(c->diag, ADS_EINVAL, "", "the user id in the path must be 1-%d bytes without control characters",
-                            PROF_ID_MAX);
+        return ads_diag_set(c->diag, ADS_EINVAL, "",
+                            "the user id in the path must be 1-%d bytes without control characters", PROF_ID_MAX);
     memcpy(p->id, path_id, path_id_len);
     p->id[path_id_len] = '\0';
     if (doc->type != MSGPACK_OBJECT_MAP)
@@ -419,8 +418,8 @@ static int prof_parse(struct fld_ctx *c, const msgpack_object *doc, const char *
             default: break;
             }
             /* Lists replace the stored field whole; objects merge (their own bits say what). */
-            if (pp != NULL && (k == PROF_K_ALIASES || k == PROF_K_SEGMENTS || k == PROF_K_INTERESTS ||
-                               k == PROF_K_FREQUENCY))
+            if (pp != NULL &&
+                (k == PROF_K_ALIASES || k == PROF_K_SEGMENTS || k == PROF_K_INTERESTS || k == PROF_K_FREQUENCY))
                 pp->fields |= list_field[k];
         }
         if (rc == 0)
@@ -695,8 +694,8 @@ static int prof_read_hot(struct mpr *r, struct prof_view *v)
     if (format != PROF_FORMAT || mpr_str(r, &v->id, &v->id_len) != 0 || v->id_len > PROF_ID_MAX ||
         mpr_u64(r, &v->updated_at) != 0)
         return ADS_EDATA_INVALID;
-    if (prof_read_tuple(r, 2, &extra) != 0 || mpr_u64(r, &known) != 0 || mpr_u64(r, &val) != 0 ||
-        known > UINT32_MAX || val > UINT32_MAX || prof_skip_n(r, extra) != 0)
+    if (prof_read_tuple(r, 2, &extra) != 0 || mpr_u64(r, &known) != 0 || mpr_u64(r, &val) != 0 || known > UINT32_MAX ||
+        val > UINT32_MAX || prof_skip_n(r, extra) != 0)
         return ADS_EDATA_INVALID;
     v->consent_known = (uint32_t)known;
     v->consent = (uint32_t)val;
@@ -735,11 +734,11 @@ static int prof_read_tag(struct mpr *r, struct prof_tag_ref *t)
 }
 
 /* Reads a frequency entry; with @p want (not NULL), skips the counters of any other campaign. */
-static int prof_read_freq(struct mpr *r, const char *want, size_t want_len, const char **ret_campaign,
-                          size_t *ret_len, struct prof_freq *q, bool *ret_match)
+static int prof_read_freq(struct mpr *r, const char *want, size_t want_len, const char **ret_campaign, size_t *ret_len,
+                          struct prof_freq *q, bool *ret_match)
 {
-    uint64_t *vals[8] = {&q->hour_start, &q->hour, &q->day_start, &q->day, &q->lifetime, &q->clicks, &q->conversions,
-                         &q->last_at};
+    uint64_t *vals[8] = {&q->hour_start, &q->hour,   &q->day_start,   &q->day,
+                         &q->lifetime,   &q->clicks, &q->conversions, &q->last_at};
     uint32_t extra;
 
     if (prof_read_tuple(r, 9, &extra) != 0 || mpr_str(r, ret_campaign, ret_len) != 0 || *ret_len > PROF_TAG_MAX)

@@ -280,8 +280,8 @@ static int usr_ingest_one(MDB_txn *txn, struct store *s, const struct evt *e, ui
     return 0;
 }
 
-int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n, uint32_t half_life,
-               uint32_t dedup_s, uint64_t now, struct usr_ingest_result *ret)
+int usr_ingest(MDB_txn *txn, struct store *s, const struct evt *events, size_t n, uint32_t half_life, uint32_t dedup_s,
+               uint64_t now, struct usr_ingest_result *ret)
 {
     struct usr_ingest_result res = {0, 0, 0};
     int rc = 0;
@@ -320,7 +320,8 @@ int usr_sweep_events(MDB_txn *txn, struct store *s, uint64_t now, uint32_t dedup
          * (it then has a newer time and a newer twin). */
         idkey = (MDB_val){key.mv_size - 8, (void *)(k + 8)};
         rc = mdb_get(txn, ids, &idkey, &idval);
-        if (rc == 0 && idval.mv_size == sizeof(stored) && (memcpy(&stored, idval.mv_data, sizeof(stored)), stored == at))
+        if (rc == 0 && idval.mv_size == sizeof(stored) &&
+            (memcpy(&stored, idval.mv_data, sizeof(stored)), stored == at))
             rc = mdb_del(txn, ids, &idkey, NULL);
         if (rc != 0 && rc != MDB_NOTFOUND)
             break;

@@ -185,7 +185,8 @@ Test(durability, sigkill_during_ingest_loses_no_acknowledged_batch, .timeout = 3
 
 Test(durability, clients_gone_before_their_commit_are_harmless, .timeout = 30)
 {
-    static const char body[] = "{\"events\":[{\"type\":\"click\",\"user\":\"gone\",\"ts\":1763800000,\"campaign\":\"c1\"}]}";
+    static const char body[] =
+        "{\"events\":[{\"type\":\"click\",\"user\":\"gone\",\"ts\":1763800000,\"campaign\":\"c1\"}]}";
     struct e2e_daemon d;
     struct e2e_resp *r = resp_new();
     char req[512];
@@ -193,9 +194,10 @@ Test(durability, clients_gone_before_their_commit_are_harmless, .timeout = 30)
 
     cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
     cr_assert_eq(e2e_daemon_start(&d, NULL), 0, "%s", d.why);
-    n = snprintf(req, sizeof(req),
-                 "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 sizeof(body) - 1, body);
+    n = snprintf(
+        req, sizeof(req),
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+        sizeof(body) - 1, body);
     /* Each client sends a write and hangs up at once: its request is gone
      * while the write still waits for the writer thread. */
     for (int i = 0; i < 300; i++) {

@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (doc_parse(fmt, (const char *)data + 1, size - 1, &zone, &doc, &d) == 0) {
         if (prof_from_doc(&doc, "u", 1, &p, &d) == 0) {
             buf_init(&b, enc, sizeof(enc));
-            if (prof_encode(&p, &b) != 0 || prof_decode(b.base, b.len, &q) != 0 || prof_view_open(b.base, b.len, &v) != 0)
+            if (prof_encode(&p, &b) != 0 || prof_decode(b.base, b.len, &q) != 0 ||
+                prof_view_open(b.base, b.len, &v) != 0)
                 abort();
         }
         if (prof_patch_from_doc(&doc, "u", 1, &pp, &d) == 0)

@@ -39,9 +39,9 @@ TestSuite(wq, .init = setup, .fini = teardown);
 struct put_job {
     struct wq_job base;
     int key;
-    int fail;   /* returned by apply, once */
-    int runs;   /* apply calls */
-    int done;   /* done calls */
+    int fail; /* returned by apply, once */
+    int runs; /* apply calls */
+    int done; /* done calls */
 };
 
 static int put_apply(struct wq_job *wj, MDB_txn *txn, struct store *s)
