@@ -54,7 +54,7 @@ static const struct cfg_setting cfg_settings[] = {
      "on SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway"},
     {"storage_retry_ms", CFG_T_UINT, OFF(storage_retry_ms), "5000", 100, 3600000, 0, "MS",
      "when data_dir cannot be opened (permissions, read-only, full disk), serve unready and retry this often"},
-    {"map_size", CFG_T_SIZE, OFF(map_size), "1GiB", 1 * MiB, 1024 * GiB, 0, "SIZE",
+    {"map_size", CFG_T_SIZE, OFF(map_size), "16GiB", 1 * MiB, 1024 * GiB, 0, "SIZE",
      "LMDB map size: the most the database can hold (sparse; costs no disk until used)"},
     {"interest_half_life_s", CFG_T_UINT, OFF(interest_half_life_s), "604800", 60, 31536000, 0, "SECONDS",
      "profile interest weights halve in this time without new events"},

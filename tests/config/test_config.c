@@ -41,7 +41,7 @@ Test(config, defaults)
     cr_assert_str_eq(c.data_dir, "./adsmith-data");
     cr_assert_null(c.tls_cert);
     cr_assert_eq(c.max_body, 256 * 1024);
-    cr_assert_eq(c.map_size, 1024ull * 1024 * 1024);
+    cr_assert_eq(c.map_size, 16ull * 1024 * 1024 * 1024);
     cr_assert_eq(c.threads, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN), "threads=0 resolves to the core count");
     cr_assert_eq(c.log_level, LG_INFO);
     cr_assert(!c.access_log);
@@ -286,7 +286,7 @@ Test(config, print_config_round_trips_through_a_file)
     cr_assert_not_null(strstr(mem, "listen = [fd00:1234:5678:9abc:def0:1234:5678:0]:60000    ; flag\n"), "%s", mem);
     cr_assert_not_null(strstr(mem, "listen = [fd00:1234:5678:9abc:def0:1234:5678:f]:60015    ; flag\n"), "%s", mem);
     cr_assert_not_null(strstr(mem, "max_body = 3072    ; flag\n"));
-    cr_assert_not_null(strstr(mem, "map_size = 1073741824    ; default\n"));
+    cr_assert_not_null(strstr(mem, "map_size = 17179869184    ; default\n"));
 
     path = conf_file(mem);
     snprintf(cfgarg, sizeof(cfgarg), "%s", path);

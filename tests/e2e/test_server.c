@@ -265,7 +265,7 @@ Test(server, metrics_count_requests, .timeout = 30)
     cr_assert_eq(metric(r.body, "adsmith_http_requests_in_flight"), 1);
     cr_assert_geq(metric(r.body, "adsmith_connections_open"), 1);
     cr_assert_eq(metric(r.body, "adsmith_storage_open"), 1);
-    cr_assert_eq(metric(r.body, "adsmith_lmdb_map_size_bytes"), 1073741824.0);
+    cr_assert_eq(metric(r.body, "adsmith_lmdb_map_size_bytes"), 17179869184.0);
     used = metric(r.body, "adsmith_lmdb_map_used_bytes");
     cr_assert(used > 0 && used <= 1073741824.0, "adsmith_lmdb_map_used_bytes is %g", used);
     cr_assert_eq(metric(r.body, "adsmith_reloads_total"), 0);
