@@ -1,6 +1,6 @@
 #include "adsmith/users.h"
 
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define USR_ALIAS_KEY_MAX (PROF_SOURCE_MAX + 1 + PROF_ID_MAX)
