@@ -39,6 +39,13 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
  */
 void buf_json_str(struct buf *b, const char *s, size_t len);
 
+/**
+ * Length (1..4) of the valid UTF-8 sequence at @p s, of which @p avail >= 1
+ * bytes may be read; 0 when it is invalid (bad or truncated sequence, overlong
+ * form, surrogate, past U+10FFFF). The one UTF-8 decoder of the service.
+ */
+size_t buf_utf8_seq_len(const unsigned char *s, size_t avail);
+
 /** Appends `"key":` followed by the JSON string @p val. Both NUL-terminated, neither NULL. */
 void buf_json_kv(struct buf *b, const char *key, const char *val);
 

@@ -32,11 +32,10 @@ struct http_worker {
 struct http_req {
     h2o_req_t *req;
     struct app *app;
-    struct http_worker *hw;
-    unsigned worker;   /* hw->idx */
-    size_t route;      /* index in the route table, or the count for "unmatched" */
-    uint64_t t0_ns;    /* CLOCK_MONOTONIC at routing */
-    h2o_iovec_t param; /* the {id} segment of the raw path, still percent-encoded */
+    struct http_worker *hw; /* hw->idx is the metrics shard */
+    size_t route;           /* index in the route table, or the count for "unmatched" */
+    uint64_t t0_ns;         /* CLOCK_MONOTONIC at routing */
+    h2o_iovec_t param;      /* the {id} segment of the raw path, still percent-encoded */
     bool answered;
 };
 

@@ -53,8 +53,7 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 if it is invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+size_t buf_utf8_seq_len(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
     size_t n, i;
@@ -116,15 +115,14 @@ void buf_json_str(struct buf *b, const char *s, size_t len)
             buf_put(b, "\\t", 2);
             i++;
             continue;
-        default:
-            break;
+        default: break;
         }
         if (c < 0x20 || c == 0x7f) {
             buf_printf(b, "\\u%04x", c);
             i++;
             continue;
         }
-        if ((n = utf8_seq_len(p + i, len - i)) == 0) {
+        if ((n = buf_utf8_seq_len(p + i, len - i)) == 0) {
             buf_put(b, "\xef\xbf\xbd", 3);
             i++;
             continue;

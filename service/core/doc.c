@@ -303,13 +303,9 @@ static bool ascii8(uint64_t w)
  */
 static bool text_ok(const unsigned char *s, size_t len, size_t *ret_bad)
 {
-    size_t i = 0;
+    size_t i = 0, n;
 
     for (;;) {
-        unsigned char c;
-        uint32_t cp;
-        size_t n, k;
-
         /* Most text is ASCII: skip eight bytes at a time while none is 0 or
          * >= 0x80, then byte by byte up to the one that is. */
         while (len - i >= 8 && ascii8(load8(s + i)))
@@ -318,32 +314,7 @@ static bool text_ok(const unsigned char *s, size_t len, size_t *ret_bad)
             i++;
         if (i >= len)
             return true;
-        c = s[i];
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-        } else {
-            *ret_bad = i;
-            return false;
-        }
-        if (n > len - i) {
-            *ret_bad = i;
-            return false;
-        }
-        for (k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                *ret_bad = i;
-                return false;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        if (s[i] == 0 || (n = buf_utf8_seq_len(s + i, len - i)) == 0) {
             *ret_bad = i;
             return false;
         }

@@ -106,6 +106,17 @@ static void http_access_log(struct http_req *r, int status, size_t len, uint64_t
     lg_end(&rec);
 }
 
+/* Marks @p r answered (or abandoned) with @p status and records it; returns its duration. */
+static uint64_t http_finish(struct http_req *r, int status)
+{
+    uint64_t dur_ns = http_now_ns() - r->t0_ns;
+
+    r->answered = true;
+    met_record(r->app->metrics, r->hw->idx, r->route, status, dur_ns);
+    met_inflight_add(r->app->metrics, r->hw->idx, -1);
+    return dur_ns;
+}
+
 void http_send(struct http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -117,10 +128,7 @@ void http_send(struct http_req *r, int status, const char *content_type, const c
         lg_msg(LG_ERROR, "bug: a request was answered twice");
         return;
     }
-    r->answered = true;
-    dur_ns = http_now_ns() - r->t0_ns;
-    met_record(r->app->metrics, r->worker, r->route, status, dur_ns);
-    met_inflight_add(r->app->metrics, r->worker, -1);
+    dur_ns = http_finish(r, status);
     if (r->app->cfg->access_log)
         http_access_log(r, status, len, dur_ns);
 
@@ -140,11 +148,8 @@ void http_send(struct http_req *r, int status, const char *content_type, const c
 
 void http_abandon(struct http_req *r)
 {
-    if (r->answered)
-        return;
-    r->answered = true;
-    met_record(r->app->metrics, r->worker, r->route, HTTP_STATUS_ABANDONED, http_now_ns() - r->t0_ns);
-    met_inflight_add(r->app->metrics, r->worker, -1);
+    if (!r->answered)
+        http_finish(r, HTTP_STATUS_ABANDONED);
 }
 
 void http_send_json(struct http_req *r, int status, const char *body, size_t len)
@@ -249,14 +254,9 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
     char allow[128];
     struct buf ab;
 
-    *r = (struct http_req){.req = req,
-                           .app = router->app,
-                           .hw = hw,
-                           .worker = hw->idx,
-                           .route = nroutes,
-                           .t0_ns = http_now_ns(),
-                           .answered = false};
-    met_inflight_add(r->app->metrics, r->worker, 1);
+    *r = (struct http_req){
+        .req = req, .app = router->app, .hw = hw, .route = nroutes, .t0_ns = http_now_ns(), .answered = false};
+    met_inflight_add(r->app->metrics, hw->idx, 1);
 
     if ((header_bytes = http_header_bytes(req)) > cfg->max_header_bytes) {
         http_send_error(r, ADS_EHEADERS_TOO_LARGE, NULL,

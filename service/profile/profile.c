@@ -376,7 +376,7 @@ static int prof_parse(struct fld_ctx *c, const msgpack_object *doc, const char *
     int rc = 0;
 
     memset(p, 0, sizeof(*p));
-    if (path_id_len > PROF_ID_MAX || prof_check_id(path_id, path_id_len) != 0)
+    if (prof_check_id(path_id, path_id_len) != 0)
         return ads_diag_set(c->diag, ADS_EINVAL, "",
                             "the user id in the path must be 1-%d bytes without control characters", PROF_ID_MAX);
     memcpy(p->id, path_id, path_id_len);

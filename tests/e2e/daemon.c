@@ -980,3 +980,21 @@ void e2e_assert_error_json(const struct e2e_resp *r, long status, const char *co
     cr_assert(ok_message, "error.message is not a non-empty string: %s", r->body);
     cr_assert(ok_pointer, "error.pointer is not a string: %s", r->body);
 }
+
+void e2e_assert_started(struct e2e_daemon *d, const char *const extra_args[])
+{
+    int rc = e2e_daemon_start(d, extra_args);
+
+    cr_assert_eq(rc, 0, "adsmith did not start (%d): %s", rc, d->why);
+}
+
+void e2e_assert_stopped_clean(struct e2e_daemon *d)
+{
+    int status = -1, rc = e2e_daemon_stop(d, SIGTERM, 10000, &status);
+
+    cr_assert_eq(rc, 0, "adsmith did not exit within 10 s of SIGTERM (%d)", rc);
+    rc = e2e_log_check(d);
+    cr_assert_eq(rc, 0, "%s", d->why);
+    cr_assert_eq(status, 0, "adsmith exited with status %d after SIGTERM", status);
+    cr_assert(e2e_log_has(d, "stopped"), "no \"stopped\" record after SIGTERM");
+}

@@ -241,4 +241,15 @@ int e2e_metric(const char *text, const char *series, double *ret_value);
  */
 void e2e_assert_error_json(const struct e2e_resp *r, long status, const char *code);
 
+/** Asserts (Criterion) that e2e_daemon_start(@p d, @p extra_args) succeeds. */
+void e2e_assert_started(struct e2e_daemon *d, const char *const extra_args[]);
+
+/**
+ * Asserts (Criterion) the clean end every test should reach: the daemon exits
+ * within 10 s of SIGTERM with status 0 (a sanitizer build reports leaks and
+ * errors through the exit status), its log holds JSON records only, and it
+ * logged "stopped".
+ */
+void e2e_assert_stopped_clean(struct e2e_daemon *d);
+
 #endif

@@ -74,27 +74,23 @@ Test(durability, restart_keeps_every_acknowledged_write, .timeout = 30)
     struct e2e_daemon d;
     struct e2e_resp *r = resp_new();
     static char body[65536];
-    int status;
 
     cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
-    cr_assert_eq(e2e_daemon_start(&d, NULL), 0, "%s", d.why);
+    e2e_assert_started(&d, NULL);
     for (unsigned b = 0; b < 20; b++) {
         batch_body(body, sizeof(body), b, 5);
         cr_assert_eq(post_events(&d, NULL, body, r), 0);
         cr_assert_eq(r->status, 200, "%s", r->body);
     }
-    cr_assert_eq(e2e_daemon_stop(&d, SIGTERM, 15000, &status), 0);
-    cr_assert_eq(status, 0);
+    e2e_assert_stopped_clean(&d);
 
     /* A second daemon on the same data directory. */
     d.pid = 0;
     d.reaped = false;
-    cr_assert_eq(e2e_daemon_start(&d, NULL), 0, "%s", d.why);
+    e2e_assert_started(&d, NULL);
     for (unsigned b = 0; b < 20; b++)
         cr_assert_eq(lifetime_of(&d, b, r), 5, "batch %u", b);
-    cr_assert_eq(e2e_daemon_stop(&d, SIGTERM, 15000, &status), 0);
-    cr_assert_eq(status, 0);
-    cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
+    e2e_assert_stopped_clean(&d);
     e2e_daemon_done(&d);
     free(r);
 }
@@ -142,7 +138,7 @@ Test(durability, sigkill_during_ingest_loses_no_acknowledged_batch, .timeout = 3
     int status;
 
     cr_assert_eq(e2e_daemon_init(&crash_d), 0, "%s", crash_d.why);
-    cr_assert_eq(e2e_daemon_start(&crash_d, NULL), 0, "%s", crash_d.why);
+    e2e_assert_started(&crash_d, NULL);
     for (int i = 0; i < CRASH_SENDERS; i++)
         cr_assert_eq(pthread_create(&tid[i], NULL, sender, NULL), 0);
     /* Let ingest run, then kill the daemon while requests are in flight. */
@@ -164,7 +160,7 @@ Test(durability, sigkill_during_ingest_loses_no_acknowledged_batch, .timeout = 3
     /* The environment opens cleanly after the kill: the daemon becomes ready. */
     crash_d.pid = 0;
     crash_d.reaped = false;
-    cr_assert_eq(e2e_daemon_start(&crash_d, NULL), 0, "%s", crash_d.why);
+    e2e_assert_started(&crash_d, NULL);
     cr_assert_eq(e2e_http_get(&crash_d, E2E_H2C, "/readyz", r), 0);
     cr_assert_eq(r->status, 200, "%s", r->body);
     for (unsigned b = 0; b < sent; b++) {
@@ -177,8 +173,7 @@ Test(durability, sigkill_during_ingest_loses_no_acknowledged_batch, .timeout = 3
     }
     cr_assert_eq(partial, 0, "%u unacknowledged batches were applied in part", partial);
     cr_log_info("batches sent %u, acknowledged %u", sent, atomic_load(&acked_count));
-    cr_assert_eq(e2e_daemon_stop(&crash_d, SIGTERM, 15000, &status), 0);
-    cr_assert_eq(status, 0);
+    e2e_assert_stopped_clean(&crash_d);
     e2e_daemon_done(&crash_d);
     free(r);
 }
@@ -190,10 +185,10 @@ Test(durability, clients_gone_before_their_commit_are_harmless, .timeout = 30)
     struct e2e_daemon d;
     struct e2e_resp *r = resp_new();
     char req[512];
-    int fd, status, n;
+    int fd, n;
 
     cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
-    cr_assert_eq(e2e_daemon_start(&d, NULL), 0, "%s", d.why);
+    e2e_assert_started(&d, NULL);
     n = snprintf(
         req, sizeof(req),
         "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
@@ -209,9 +204,7 @@ Test(durability, clients_gone_before_their_commit_are_harmless, .timeout = 30)
     cr_assert_eq(r->status, 200, "%s", r->body);
     cr_assert_eq(e2e_http_get(&d, E2E_H2C, "/healthz", r), 0);
     cr_assert_eq(r->status, 200);
-    cr_assert_eq(e2e_daemon_stop(&d, SIGTERM, 15000, &status), 0);
-    cr_assert_eq(status, 0, "the daemon (sanitized in that build) must exit cleanly");
-    cr_assert_eq(e2e_log_check(&d), 0, "%s", d.why);
+    e2e_assert_stopped_clean(&d);
     e2e_daemon_done(&d);
     free(r);
 }

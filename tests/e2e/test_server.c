@@ -41,26 +41,6 @@ static void teardown(void)
 
 TestSuite(server, .init = setup, .fini = teardown);
 
-static void start(const char *const extra[])
-{
-    int rc = e2e_daemon_start(&dmn, extra);
-
-    cr_assert_eq(rc, 0, "adsmith did not start (%d): %s", rc, dmn.why);
-}
-
-/* Every test ends here: SIGTERM, exit 0 (a sanitizer build reports leaks and
- * errors through the exit status and stderr), and a log of JSON records only. */
-static void stop_clean(void)
-{
-    int status = -1, rc = e2e_daemon_stop(&dmn, SIGTERM, 10000, &status);
-
-    cr_assert_eq(rc, 0, "adsmith did not exit within 10 s of SIGTERM (%d)", rc);
-    rc = e2e_log_check(&dmn);
-    cr_assert_eq(rc, 0, "%s", dmn.why);
-    cr_assert_eq(status, 0, "adsmith exited with status %d after SIGTERM", status);
-    cr_assert(e2e_log_has(&dmn, "stopped"), "no \"stopped\" record after SIGTERM");
-}
-
 static void get(enum e2e_proto proto, const char *path, struct e2e_resp *r)
 {
     int rc = e2e_http_get(&dmn, proto, path, r);
@@ -108,30 +88,30 @@ Test(server, healthz_http1, .timeout = 30)
 {
     struct e2e_resp r;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     get(E2E_HTTP1, "/healthz", &r);
     assert_healthy(&r, CURL_HTTP_VERSION_1_1);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, healthz_h2c_prior_knowledge, .timeout = 30)
 {
     struct e2e_resp r;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     get(E2E_H2C, "/healthz", &r);
     assert_healthy(&r, CURL_HTTP_VERSION_2_0);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, healthz_h2c_upgrade, .timeout = 30)
 {
     struct e2e_resp r;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     get(E2E_H2C_UPGRADE, "/healthz", &r);
     assert_healthy(&r, CURL_HTTP_VERSION_2_0);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, healthz_tls_alpn_h2, .timeout = 30)
@@ -146,7 +126,7 @@ Test(server, healthz_tls_alpn_h2, .timeout = 30)
 
     rc = e2e_tls_cert(&dmn);
     cr_assert_eq(rc, 0, "%s", dmn.why);
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     rc = e2e_log_find(&dmn, "listening", &rec);
     cr_assert_eq(rc, 0);
     tls = cJSON_GetObjectItemCaseSensitive(rec, "tls");
@@ -166,7 +146,7 @@ Test(server, healthz_tls_alpn_h2, .timeout = 30)
     /* Cleartext HTTP to a TLS listener gets no HTTP response. */
     get(E2E_HTTP1, "/healthz", &r);
     cr_assert_neq(r.code, CURLE_OK, "the TLS listener answered cleartext HTTP with status %ld", r.status);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, healthz_tls_http1, .timeout = 30)
@@ -177,10 +157,10 @@ Test(server, healthz_tls_http1, .timeout = 30)
 
     rc = e2e_tls_cert(&dmn);
     cr_assert_eq(rc, 0, "%s", dmn.why);
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     get(E2E_HTTP1_TLS, "/healthz", &r);
     assert_healthy(&r, CURL_HTTP_VERSION_1_1);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, readyz_reports_storage, .timeout = 30)
@@ -190,7 +170,7 @@ Test(server, readyz_reports_storage, .timeout = 30)
     cJSON *doc;
     bool ok_status, ok_storage;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     get(E2E_H2C, "/readyz", &r);
     cr_assert_eq(r.code, CURLE_OK, "%s", r.error);
     cr_assert_eq(r.status, 200, "body: %s", r.body);
@@ -204,7 +184,7 @@ Test(server, readyz_reports_storage, .timeout = 30)
     cJSON_Delete(doc);
     cr_assert(ok_status, "status is not \"ready\": %s", r.body);
     cr_assert(ok_storage, "checks.storage is not \"ok\": %s", r.body);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, head_healthz_has_no_body, .timeout = 30)
@@ -212,7 +192,7 @@ Test(server, head_healthz_has_no_body, .timeout = 30)
     static const enum e2e_proto protos[] = {E2E_HTTP1, E2E_H2C};
     struct e2e_resp r;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
         struct e2e_req req = {.proto = protos[i], .method = "HEAD", .path = "/healthz", .capture = "Content-Length"};
         request(&req, &r);
@@ -224,7 +204,7 @@ Test(server, head_healthz_has_no_body, .timeout = 30)
         cr_assert(r.has_header, "HEAD response without Content-Length");
         cr_assert_str_eq(r.header, "15");
     }
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- metrics ---- */
@@ -235,7 +215,7 @@ Test(server, metrics_count_requests, .timeout = 30)
     struct e2e_resp r;
     double used;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     for (int i = 0; i < 3; i++) {
         get(E2E_HTTP1, "/healthz", &r);
         cr_assert_eq(r.status, 200);
@@ -275,7 +255,7 @@ Test(server, metrics_count_requests, .timeout = 30)
     /* The counter moves on: the scrape above is counted now. */
     get_metrics(&r);
     cr_assert_eq(metric(r.body, "adsmith_http_requests_total{method=\"GET\",route=\"/metrics\",code=\"200\"}"), 1);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- error responses ---- */
@@ -285,12 +265,12 @@ Test(server, unknown_path_is_404_json, .timeout = 30)
     static const enum e2e_proto protos[] = {E2E_HTTP1, E2E_H2C};
     struct e2e_resp r;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
         get(protos[i], "/nope", &r);
         e2e_assert_error_json(&r, 404, "not_found");
     }
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, wrong_method_is_405_json_with_allow, .timeout = 30)
@@ -298,7 +278,7 @@ Test(server, wrong_method_is_405_json_with_allow, .timeout = 30)
     static const enum e2e_proto protos[] = {E2E_HTTP1, E2E_H2C};
     struct e2e_resp r;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
         struct e2e_req req = {.proto = protos[i], .method = "DELETE", .path = "/healthz", .capture = "Allow"};
         request(&req, &r);
@@ -306,7 +286,7 @@ Test(server, wrong_method_is_405_json_with_allow, .timeout = 30)
         cr_assert(r.has_header, "405 without an Allow header");
         cr_assert_str_eq(r.header, "GET, HEAD");
     }
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 static void post_body(enum e2e_proto proto, size_t len, const char *capture, struct e2e_resp *r)
@@ -326,7 +306,7 @@ Test(server, body_at_limit_passes_the_size_check, .timeout = 30)
     const char *extra[] = {"--max-body", "1KiB", NULL};
     struct e2e_resp r;
 
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
         /* Exactly max_body reaches routing: POST /healthz is 405, not 413. */
         post_body(protos[i], SMALL_BODY_LIMIT, NULL, &r);
@@ -335,7 +315,7 @@ Test(server, body_at_limit_passes_the_size_check, .timeout = 30)
         post_body(protos[i], SMALL_BODY_LIMIT + 1, NULL, &r);
         e2e_assert_error_json(&r, 413, "body_too_large");
     }
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, body_over_limit_http1, .timeout = 30)
@@ -343,7 +323,7 @@ Test(server, body_over_limit_http1, .timeout = 30)
     const char *extra[] = {"--max-body", "1KiB", NULL};
     struct e2e_resp r;
 
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     /* Between max_body and twice it: read, then refused by the router. */
     post_body(E2E_HTTP1, SMALL_BODY_LIMIT * 3 / 2, NULL, &r);
     e2e_assert_error_json(&r, 413, "body_too_large");
@@ -354,7 +334,7 @@ Test(server, body_over_limit_http1, .timeout = 30)
     cr_assert_str_eq(r.header, "close");
     get(E2E_HTTP1, "/healthz", &r);
     assert_healthy(&r, CURL_HTTP_VERSION_1_1);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, body_over_limit_h2, .timeout = 30)
@@ -362,11 +342,11 @@ Test(server, body_over_limit_h2, .timeout = 30)
     const char *extra[] = {"--max-body", "1KiB", NULL};
     struct e2e_resp r;
 
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     post_body(E2E_H2C, SMALL_BODY_LIMIT * 3 / 2, NULL, &r);
     e2e_assert_error_json(&r, 413, "body_too_large");
     cr_assert_eq(r.version, CURL_HTTP_VERSION_2_0);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, body_far_over_limit_h2_is_refused, .timeout = 30)
@@ -374,7 +354,7 @@ Test(server, body_far_over_limit_h2_is_refused, .timeout = 30)
     const char *extra[] = {"--max-body", "1KiB", NULL};
     struct e2e_resp r;
 
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     /* libh2o resets the stream (REFUSED_STREAM); curl retries, then gives up. */
     post_body(E2E_H2C, SMALL_BODY_LIMIT * 4, NULL, &r);
     cr_assert_neq(r.code, CURLE_OK, "a body of 4 x max_body got a response: status %ld, body %s", r.status, r.body);
@@ -386,7 +366,7 @@ Test(server, body_far_over_limit_h2_is_refused, .timeout = 30)
     assert_healthy(&r, CURL_HTTP_VERSION_2_0);
     get(E2E_HTTP1, "/healthz", &r);
     assert_healthy(&r, CURL_HTTP_VERSION_1_1);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, huge_header_is_431_json, .timeout = 30)
@@ -400,7 +380,7 @@ Test(server, huge_header_is_431_json, .timeout = 30)
     struct e2e_resp r;
 
     cr_assert_not_null(line);
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
         struct e2e_req req = {.proto = protos[i], .path = "/healthz", .headers = headers};
 
@@ -415,7 +395,7 @@ Test(server, huge_header_is_431_json, .timeout = 30)
         cr_assert_eq(r.status, 200, "a %zu-byte header was refused: %s", fits, r.body);
     }
     free(line);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- start-up ---- */
@@ -473,7 +453,7 @@ Test(server, second_daemon_on_the_same_port_exits_2, .timeout = 30)
     bool named;
     int rc;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%d", dmn.port);
     rc = e2e_daemon_init(&aux);
     cr_assert_eq(rc, 0, "%s", aux.why);
@@ -485,7 +465,7 @@ Test(server, second_daemon_on_the_same_port_exits_2, .timeout = 30)
     named = strstr(cJSON_GetObjectItemCaseSensitive(rec, "detail")->valuestring, "Address already in use") != NULL;
     cJSON_Delete(rec);
     cr_assert(named, "the record does not say the address is in use");
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(server, unknown_flag_exits_2, .timeout = 30)
@@ -649,7 +629,7 @@ Test(server, concurrent_h2c_requests_are_all_counted, .timeout = 30)
     struct e2e_resp r;
     int ok = 0;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     for (int i = 0; i < CONC_THREADS; i++) {
         workers[i].reuse = i % 2 == 0;
         cr_assert_eq(pthread_create(&workers[i].tid, NULL, conc_main, &workers[i]), 0);
@@ -674,5 +654,5 @@ Test(server, concurrent_h2c_requests_are_all_counted, .timeout = 30)
     cr_assert_eq(metric(r.body, "adsmith_http_requests_in_flight"), 1);
     cr_assert_null(strstr(r.body, "adsmith_http_requests_total{method=\"\",route=\"unmatched\""),
                    "some requests went unmatched:\n%s", r.body);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }

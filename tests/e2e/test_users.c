@@ -42,23 +42,6 @@ static void teardown(void)
 
 TestSuite(users, .init = setup, .fini = teardown);
 
-static void start(const char *const extra[])
-{
-    int rc = e2e_daemon_start(&dmn, extra);
-
-    cr_assert_eq(rc, 0, "adsmith did not start (%d): %s", rc, dmn.why);
-}
-
-static void stop_clean(void)
-{
-    int status = -1, rc = e2e_daemon_stop(&dmn, SIGTERM, 10000, &status);
-
-    cr_assert_eq(rc, 0, "adsmith did not exit within 10 s of SIGTERM (%d)", rc);
-    rc = e2e_log_check(&dmn);
-    cr_assert_eq(rc, 0, "%s", dmn.why);
-    cr_assert_eq(status, 0, "adsmith exited with status %d after SIGTERM", status);
-}
-
 static uint64_t now_s(void)
 {
     return (uint64_t)time(NULL);
@@ -490,7 +473,7 @@ Test(users, examples_are_accepted_as_they_are, .timeout = 30)
     const uint32_t hl = 604800; /* the default interest_half_life_s */
     double w;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     cr_assert_not_null(id, "the example profile has no id");
     put_json(id, profile, 201);
     assert_same_profile(want, get_json(id, NULL), "GET after PUT of the example");
@@ -527,7 +510,7 @@ Test(users, examples_are_accepted_as_they_are, .timeout = 30)
     cJSON_Delete(want);
     free(profile);
     free(events);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- round trips ---- */
@@ -538,7 +521,7 @@ Test(users, json_round_trip, .timeout = 30)
     char *text = cJSON_Print(want), *raw;
     double created;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     /* A body "id" must be the path's. */
     send_user("PUT", "rt-json", JSON, text);
     assert_error(400, "invalid_argument", "/id");
@@ -577,7 +560,7 @@ Test(users, json_round_trip, .timeout = 30)
     cJSON_Delete(want);
     free(text);
     free(raw);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(users, msgpack_round_trip, .timeout = 30)
@@ -586,7 +569,7 @@ Test(users, msgpack_round_trip, .timeout = 30)
     msgpack_sbuffer sb;
     char *text;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     cJSON_ReplaceItemInObjectCaseSensitive(want, "id", cJSON_CreateString("rt-mp"));
     pack_doc(want, &sb);
 
@@ -637,7 +620,7 @@ Test(users, msgpack_round_trip, .timeout = 30)
 
     cJSON_Delete(want);
     cJSON_Delete(batch);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- ids and statuses ---- */
@@ -657,7 +640,7 @@ Test(users, put_status_get_404_and_ids, .timeout = 30)
     char id128[129], id129[130], body[512];
     cJSON *got;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     put_json("status-1", "{\"attributes\":{\"country\":\"FR\"}}", 201);
     put_json("status-1", "{\"attributes\":{\"country\":\"BE\"}}", 200);
     got = get_json("status-1", NULL);
@@ -706,7 +689,7 @@ Test(users, put_status_get_404_and_ids, .timeout = 30)
     /* 128 bytes of UTF-8 in fewer characters is fine too; a control character is not. */
     send_user("PUT", "bad%01id", JSON, "{}");
     assert_error(400, "invalid_argument", NULL);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- PATCH ---- */
@@ -744,7 +727,7 @@ Test(users, patch_is_a_json_merge_patch, .timeout = 30)
     double created;
     char *snap;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     put_json("u-patch", patch_base, 201);
     want = get_json("u-patch", NULL);
     created = num(want, "created_at");
@@ -802,7 +785,7 @@ Test(users, patch_is_a_json_merge_patch, .timeout = 30)
 
     cJSON_Delete(want);
     free(snap);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- aliases ---- */
@@ -817,7 +800,7 @@ Test(users, aliases_resolve_conflict_and_release, .timeout = 30)
     cJSON *got;
     char *snap_a, *snap_c;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     put_json("u-a", a, 201);
     got = get_json("bu-1", "source=buyeruid");
     cr_assert_str_eq(cJSON_GetStringValue(at(got, "id")), "u-a");
@@ -871,7 +854,7 @@ Test(users, aliases_resolve_conflict_and_release, .timeout = 30)
 
     free(snap_a);
     free(snap_c);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- erasure ---- */
@@ -907,7 +890,7 @@ Test(users, delete_erases_profile_aliases_and_counters, .timeout = 30)
     uint64_t t = now_s() - 60;
     cJSON *got;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     put_json("u-erase",
              "{\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"bu-erase\"},"
              "{\"source\":\"id5-sync.com\",\"id\":\"ID5*erase\"}],\"attributes\":{\"city\":\"Quito\"}}",
@@ -961,7 +944,7 @@ Test(users, delete_erases_profile_aliases_and_counters, .timeout = 30)
     got = get_json("bu-keep", "source=buyeruid");
     cr_assert_str_eq(cJSON_GetStringValue(at(got, "id")), "u-keep");
     cJSON_Delete(got);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 
     /* The store itself: an export holds the kept user and no trace of the erased ones. */
     out = malloc(E2E_BODY_MAX);
@@ -1010,7 +993,7 @@ Test(users, bad_input_is_refused_and_changes_nothing, .timeout = 30)
     msgpack_packer pk;
     size_t n;
 
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     put_json("u-bad", patch_base, 201);
     snap = snapshot("u-bad");
 
@@ -1085,7 +1068,7 @@ Test(users, bad_input_is_refused_and_changes_nothing, .timeout = 30)
     assert_error(400, "invalid_argument", "/nickname");
     assert_absent("u-bad-new", NULL);
     free(snap);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- events ---- */
@@ -1105,7 +1088,7 @@ Test(users, events_update_counters_recency_and_interests, .timeout = 30)
     cJSON *got;
     double w;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     snprintf(batch, sizeof(batch),
              "{\"events\":["
              "{\"id\":\"e1\",\"type\":\"impression\",\"user\":\"u-ev\",\"ts\":%llu,\"campaign\":\"c1\","
@@ -1177,7 +1160,7 @@ Test(users, events_update_counters_recency_and_interests, .timeout = 30)
     cr_assert_eq(num(c2, "lifetime"), 5);
     cr_assert_eq(num(entry(got, "frequency", "campaign", "c1"), "lifetime"), 3, "a duplicate was counted");
     cJSON_Delete(got);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(users, events_resolve_aliases, .timeout = 30)
@@ -1186,7 +1169,7 @@ Test(users, events_resolve_aliases, .timeout = 30)
     const uint64_t t = events_base();
     cJSON *got;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     put_json("u-al",
              "{\"aliases\":[{\"source\":\"buyeruid\",\"id\":\"bu-77\"},"
              "{\"source\":\"id5-sync.com\",\"id\":\"ID5*al\"}]}",
@@ -1210,7 +1193,7 @@ Test(users, events_resolve_aliases, .timeout = 30)
     /* An unknown alias creates nobody, under either name. */
     assert_absent("bu-nobody", NULL);
     assert_absent("bu-nobody", "source=buyeruid");
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* Posts @p base with member @p key of event @p ev replaced by @p val (NULL: removed), and
@@ -1238,7 +1221,7 @@ Test(users, events_bad_batch_is_refused_whole, .timeout = 30)
     char text[2048], *snap;
     cJSON *base, *nine;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     put_json("u-batch", "{\"attributes\":{\"city\":\"Lima\"}}", 201);
     snap = snapshot("u-batch");
     snprintf(text, sizeof(text),
@@ -1293,7 +1276,7 @@ Test(users, events_bad_batch_is_refused_whole, .timeout = 30)
 
     cJSON_Delete(base);
     free(snap);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(users, interest_weights_decay_with_the_half_life, .timeout = 30)
@@ -1303,7 +1286,7 @@ Test(users, interest_weights_decay_with_the_half_life, .timeout = 30)
     char body[512];
     cJSON *got;
 
-    start(extra);
+    e2e_assert_started(&dmn, extra);
     /* Stored 8 two half-lives ago; a click (weight 1) now: 8 / 4 + 1 = 3. */
     snprintf(body, sizeof(body),
              "{\"interests\":[{\"id\":\"golf\",\"weight\":8,\"updated_at\":%llu},"
@@ -1332,7 +1315,7 @@ Test(users, interest_weights_decay_with_the_half_life, .timeout = 30)
     cr_assert_float_eq(num(entry(got, "interests", "id", "golf"), "weight"), 3.0 + 5.0 / 2, 1e-6, "%s", rsp.body);
     cr_assert_eq(num(entry(got, "interests", "id", "golf"), "updated_at"), (double)now);
     cJSON_Delete(got);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- limits ---- */
@@ -1476,7 +1459,7 @@ Test(users, limits_hold_at_their_boundaries, .timeout = 30)
     char *path_id = repeat("%C3%A9", 64), *long_id = repeat("%C3%A9", 65), *text, *snap, *key0, *key65;
     msgpack_sbuffer sb;
 
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     /* Everything at its limit is accepted and round trips, in both encodings. The id is
      * 64 two-byte characters: 128 bytes. */
     add_str(doc, "id", repeat("\xc3\xa9", 64));
@@ -1536,7 +1519,7 @@ Test(users, limits_hold_at_their_boundaries, .timeout = 30)
     cJSON_Delete(doc);
     free(path_id);
     free(long_id);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 Test(users, event_limits_hold_at_their_boundaries, .timeout = 30)
@@ -1548,7 +1531,7 @@ Test(users, event_limits_hold_at_their_boundaries, .timeout = 30)
     cJSON *got;
 
     cr_assert_not_null(batch);
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     /* 1000 events is the largest batch. */
     for (int total = 1000; total <= 1001; total++) {
         n = (size_t)snprintf(batch, cap, "{\"events\":[");
@@ -1582,7 +1565,7 @@ Test(users, event_limits_hold_at_their_boundaries, .timeout = 30)
     free(batch);
     free(id64);
     free(id65);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
 
 /* ---- custom attributes past their limit ---- */
@@ -1594,7 +1577,7 @@ Test(users, patch_custom_overflow_drops_the_oldest_pairs, .timeout = 30)
     cJSON *got;
 
     cr_assert_not_null(body);
-    start(NULL);
+    e2e_assert_started(&dmn, NULL);
     /* 32 pairs stored in the order k00 .. k31; a PATCH adding two more makes the two oldest give way. */
     n = (size_t)snprintf(body, 4096, "{\"attributes\":{\"custom\":{");
     for (int i = 0; i < 32; i++)
@@ -1616,5 +1599,5 @@ Test(users, patch_custom_overflow_drops_the_oldest_pairs, .timeout = 30)
     }
     cJSON_Delete(got);
     free(body);
-    stop_clean();
+    e2e_assert_stopped_clean(&dmn);
 }
