@@ -603,6 +603,9 @@ Test(import, interrupt_while_waiting_on_a_pipe_commits_what_was_read, .timeout =
     }
     /* Two batches commit at once; the rest when the pipe has been quiet for a second. */
     until = e2e_now_ms() + 10000;
+    /* The import may not have created its environment yet: export would refuse. */
+    while (e2e_now_ms() < until && access(ws_path("data/data.mdb"), F_OK) != 0)
+        usleep(50000);
     while (e2e_now_ms() < until && (n = export_count("data")) < 20)
         usleep(50000);
     cr_assert_geq(n, 20, "only %d profiles were committed", n);
