@@ -1,0 +1,2 @@
+/* placeholder: replaced in this change */
+int main(void) { return 0; }

@@ -1,0 +1,1 @@
+#include "adsmith/tz.h"
