@@ -20,4 +20,10 @@ int cli_import(int argc, char **argv);
 /** `adsmith export users [OPTIONS]`: write every profile to stdout as JSON Lines. Exit 0, 1 or 2. */
 int cli_export(int argc, char **argv);
 
+/* `adsmith campaigns validate [--json] FILE...`: checks campaign documents with the service's validator. */
+int cli_campaigns(int argc, char **argv);
+
+/* `adsmith keys create|list|revoke`: manages API keys in a data directory. */
+int cli_keys(int argc, char **argv);
+
 #endif

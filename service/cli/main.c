@@ -13,6 +13,8 @@ static const struct {
     {"serve", cli_serve, "run the HTTP/2 bidding and personalization daemon"},
     {"import", cli_import, "bulk-load users from JSON Lines or a MessagePack stream"},
     {"export", cli_export, "write every user profile as JSON Lines to stdout"},
+    {"campaigns", cli_campaigns, "check campaign documents offline (campaigns validate FILE...)"},
+    {"keys", cli_keys, "create, list and revoke API keys"},
 };
 
 static void usage(FILE *out)
