@@ -20,6 +20,13 @@ int cli_import(int argc, char **argv);
 /** `adsmith export users [OPTIONS]`: write every profile to stdout as JSON Lines. Exit 0, 1 or 2. */
 int cli_export(int argc, char **argv);
 
+/**
+ * The value of option @p name at argv[*@p i], given as "--name=value" or as
+ * "--name value" (then *@p i moves past the value); "" when the value is
+ * missing; NULL when argv[*i] is another option.
+ */
+const char *cli_opt_value(int argc, char **argv, int *i, const char *name);
+
 /* `adsmith campaigns validate [--json] FILE...`: checks campaign documents with the service's validator. */
 int cli_campaigns(int argc, char **argv);
 

@@ -38,7 +38,12 @@
     X(UNSUPPORTED_MEDIA, 17, "unsupported_media_type",                                                                 \
       "send Content-Type application/json or application/msgpack")                                                      \
     X(CONFLICT, 18, "conflict", "the request conflicts with stored data")                                              \
-    X(OVERLOADED, 19, "overloaded", "the service is at capacity; retry with backoff")
+    X(OVERLOADED, 19, "overloaded", "the service is at capacity; retry with backoff")                                   \
+    X(UNAUTHORIZED, 20, "unauthorized", "send a valid API key: Authorization: Bearer <key>")                          \
+    X(FORBIDDEN, 21, "forbidden", "this API key's role does not allow this request")                                   \
+    X(PRECONDITION_FAILED, 22, "precondition_failed",                                                                  \
+      "the resource changed since you read it (If-Match / If-None-Match); GET it and retry")                            \
+    X(QUOTA_EXCEEDED, 23, "quota_exceeded", "a limit on stored objects is reached")
 
 enum ads_err {
 #define ADS_ERR_ENUM_(name, num, str, msg) ADS_E##name = -(ADS_ERR_BASE + (num)),

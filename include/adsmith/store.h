@@ -34,7 +34,8 @@
     X(KEYS, "keys")                                                                                                    \
     X(ALIASES, "aliases")                                                                                              \
     X(EVENTS, "events")                                                                                                \
-    X(EVENT_TIMES, "event_times")
+    X(EVENT_TIMES, "event_times")                                                                                      \
+    X(CAMPAIGNS_BY_ADV, "campaigns_by_adv")
 
 enum store_db {
 #define STORE_DB_ENUM_(name, str) STORE_DB_##name,

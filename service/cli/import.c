@@ -651,22 +651,6 @@ struct imp_args {
     int nrest;
 };
 
-/* Takes an option's value from "--name=value" or the next argument. */
-static const char *imp_opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc)
-        return ""; /* refused by the caller's check, which names the option */
-    return argv[++*i];
-}
-
 /* 0, or 2 (usage error, already explained). */
 static int imp_parse_args(int argc, char **argv, struct imp_args *a)
 {
@@ -688,7 +672,7 @@ static int imp_parse_args(int argc, char **argv, struct imp_args *a)
         return 2;
     }
     for (int i = 2; i < argc; i++) {
-        if ((v = imp_opt_value(argc, argv, &i, "--format")) != NULL) {
+        if ((v = cli_opt_value(argc, argv, &i, "--format")) != NULL) {
             if (strcmp(v, "jsonl") == 0 || strcmp(v, "json") == 0) {
                 a->fmt = DOC_JSON;
             } else if (strcmp(v, "msgpack") == 0) {
@@ -698,7 +682,7 @@ static int imp_parse_args(int argc, char **argv, struct imp_args *a)
                 return 2;
             }
             a->fmt_given = true;
-        } else if ((v = imp_opt_value(argc, argv, &i, "--batch")) != NULL) {
+        } else if ((v = cli_opt_value(argc, argv, &i, "--batch")) != NULL) {
             char *end;
             unsigned long n;
             errno = 0;

@@ -33,6 +33,10 @@ static const struct {
     {ADS_EUNSUPPORTED_MEDIA, 415},
     {ADS_ECONFLICT, 409},
     {ADS_EOVERLOADED, 503},
+    {ADS_EUNAUTHORIZED, 401},
+    {ADS_EFORBIDDEN, 403},
+    {ADS_EPRECONDITION_FAILED, 412},
+    {ADS_EQUOTA_EXCEEDED, 409},
 };
 
 int http_status_lookup(int err, int *ret_status)
