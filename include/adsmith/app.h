@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adsmith/campaign.h"
+
 struct cfg;
 struct store;
 struct metrics;
@@ -34,7 +36,17 @@ struct app {
     atomic_bool refused;           /* storage holds data this build can never read */
     struct app_storage *storage;   /* retry state; private to service/app/app.c */
     struct wq *wq;                 /* the write queue (profile and event writes) */
+    struct camp_validator *campaign_validator; /* the campaign schema and rules; immutable */
+    struct catl *catalog;          /* the compiled campaign index and its builder */
 };
+
+/** What campaign validation needs to know about this server (its generator backends). */
+static inline struct camp_rules app_campaign_rules(const struct app *app)
+{
+    static const char *const backends[] = {"builtin"};
+    (void)app; /* configured OpenAI-compatible backends join the list with issue 7 */
+    return (struct camp_rules){backends, 1};
+}
 
 /**
  * Opens storage from app->cfg (data_dir, map_size) and logs the outcome.

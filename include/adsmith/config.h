@@ -49,6 +49,8 @@ struct cfg {
     uint32_t interest_half_life_s;
     uint32_t event_dedup_s;
     uint32_t write_queue_max;
+    uint32_t campaigns_per_advertiser;
+    bool demo;
     int log_level; /* enum lg_level */
     bool access_log;
 

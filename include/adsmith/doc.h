@@ -82,6 +82,20 @@ int doc_parse(enum doc_fmt fmt, const char *body, size_t len, msgpack_zone *zone
  */
 bool doc_utf8_valid(const char *s, size_t len);
 
+/** The value of member @p key of @p map (a MAP), or NULL when absent or @p map is not a map. */
+const msgpack_object *doc_map_get(const msgpack_object *map, const char *key);
+
+/**
+ * RFC 7396 JSON Merge Patch: *@p ret = @p patch applied to @p target (NULL:
+ * absent). null members of the patch remove; maps merge recursively; any
+ * other value replaces. The result shares unchanged values with both inputs
+ * and allocates only its new maps from @p zone. Recursion is bounded by the
+ * patch's depth (doc_parse() caps it).
+ * @return 0, or ADS_ENOMEM.
+ */
+int doc_merge_patch(msgpack_zone *zone, const msgpack_object *target, const msgpack_object *patch,
+                    msgpack_object *ret);
+
 /**
  * Appends to @p b one RFC 6901 reference token: "/" then @p key with "~"
  * written "~0" and "/" written "~1". For building the pointers in diagnostics.
@@ -129,6 +143,12 @@ void docw_array_end(struct docw *w);
 
 /** Writes a map key (NUL-terminated). In a map, keys and values alternate. */
 void docw_key(struct docw *w, const char *key);
+
+/** A map key of @p n bytes (need not be NUL-terminated). */
+void docw_keyn(struct docw *w, const char *key, size_t n);
+
+/** Writes a whole tree as doc_parse() returns it (no bin or ext values). */
+void docw_object(struct docw *w, const msgpack_object *o);
 
 /** Values. Strings are @p len bytes (JSON: invalid UTF-8 is replaced, as buf_json_str() does). */
 void docw_str(struct docw *w, const char *s, size_t len);

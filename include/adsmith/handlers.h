@@ -31,4 +31,28 @@ void users_delete(struct http_req *r);
 /** POST /v1/events: apply a batch of events; 200 {"accepted","duplicates","unresolved"}. */
 void events_post(struct http_req *r);
 
+/** GET /v1/campaigns?status=&advertiser=&limit=&cursor=: a page of summaries, id order, and next_cursor. */
+void campaigns_list(struct http_req *r);
+
+/** GET /v1/campaigns/{id}: the document with created_at and updated_at; ETag; 304 on If-None-Match. */
+void campaigns_get(struct http_req *r);
+
+/** PUT /v1/campaigns/{id}: create (201) or replace (200); If-Match / If-None-Match: *; 400 lists every problem. */
+void campaigns_put(struct http_req *r);
+
+/** PATCH /v1/campaigns/{id}: JSON Merge Patch; the merged document must validate. */
+void campaigns_patch(struct http_req *r);
+
+/** DELETE /v1/campaigns/{id}: archives (200 with the archived document); ledgers are kept. */
+void campaigns_delete(struct http_req *r);
+
+/** GET /v1/campaigns/{id}/usage: spend and tokens against budget and package. */
+void campaigns_usage(struct http_req *r);
+
+/** GET /v1/admin/index: the compiled index's counters. */
+void campaigns_index_stats(struct http_req *r);
+
+/** POST /v1/admin/eligibility: the campaigns the index finds eligible for an impression described in the body. */
+void campaigns_eligibility(struct http_req *r);
+
 #endif

@@ -19,6 +19,7 @@
 #include "adsmith/app.h"
 #include "adsmith/doc.h"
 #include "adsmith/err.h"
+#include "adsmith/keys.h"
 #include "adsmith/metrics.h"
 #include "adsmith/wq.h"
 
@@ -36,15 +37,28 @@ struct http_req {
     size_t route;           /* index in the route table, or the count for "unmatched" */
     uint64_t t0_ns;         /* CLOCK_MONOTONIC at routing */
     h2o_iovec_t param;      /* the {id} segment of the raw path, still percent-encoded */
+    struct keys_principal who; /* the API key's holder, on routes that need a key */
     bool answered;
 };
 
 typedef void (*http_handler_fn)(struct http_req *r);
 
+/* Who may call a route. The router checks the API key (Authorization: Bearer)
+ * before the handler runs: 401 without a valid key, 403 for a role the route
+ * does not admit. Advertiser scoping (404 for another advertiser's campaign) is
+ * the handler's, which knows what the id names. */
+enum http_access {
+    HTTP_OPEN,           /* no key: health, metrics, OpenRTB (exchanges), signed notices */
+    HTTP_ADMIN,          /* admin keys: user profiles, events, admin routes */
+    HTTP_CAMPAIGN_READ,  /* admin, advertiser and reader keys */
+    HTTP_CAMPAIGN_WRITE, /* admin and advertiser keys */
+};
+
 struct http_route {
     const char *method; /* "GET" also answers HEAD */
-    const char *path;   /* an exact path, or one ending in "/{id}": any one non-empty segment */
+    const char *path;   /* an exact path, or one with a "{id}" segment: any one non-empty segment */
     http_handler_fn fn;
+    enum http_access access;
 };
 
 /** The route table, and the same table as metric labels. Static storage. */
@@ -138,6 +152,8 @@ struct http_job {
     struct http_job_hook *hook;
     /** Answers the request (still alive) from the job's outcome, job->wq.rc. */
     void (*finish)(struct http_job *job, struct http_req *r);
+    /** Optional: frees what the job owns besides itself; called (once) just before free(job). */
+    void (*release)(struct http_job *job);
 };
 
 /**

@@ -62,6 +62,10 @@ static const struct cfg_setting cfg_settings[] = {
      "an event id is applied once within this window (0: no deduplication); each id kept costs ~100 bytes of map"},
     {"write_queue_max", CFG_T_UINT, OFF(write_queue_max), "256", 1, 65536, 0, "N",
      "profile writes waiting for the writer thread; more are answered 503 overloaded"},
+    {"campaigns_per_advertiser", CFG_T_UINT, OFF(campaigns_per_advertiser), "10000", 1, 1000000, 0, "N",
+     "campaigns one advertiser may hold that are not archived; more are refused (409 quota_exceeded)"},
+    {"demo", CFG_T_BOOL, OFF(demo), "false", 0, 0, 0, "BOOL",
+     "on a data directory without keys, create an admin key and print it; without campaigns, store the demo campaign"},
     {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug, info, warn or error"},
     {"access_log", CFG_T_BOOL, OFF(access_log), "false", 0, 0, 0, "BOOL", "log one record per request"},
 };

@@ -1492,8 +1492,12 @@ void docw_array_end(struct docw *w)
 
 void docw_key(struct docw *w, const char *key)
 {
+    docw_keyn(w, key, strlen(key));
+}
+
+void docw_keyn(struct docw *w, const char *key, size_t n)
+{
     uint32_t d = w->depth;
-    size_t n = strlen(key);
 
     if (w->out->overflow)
         return;
@@ -1607,4 +1611,114 @@ void docw_nil(struct docw *w)
         buf_put(w->out, "null", 4);
     else
         msgpack_pack_nil(&w->pk);
+}
+
+void docw_object(struct docw *w, const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: docw_nil(w); return;
+    case MSGPACK_OBJECT_BOOLEAN: docw_bool(w, o->via.boolean); return;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: docw_uint(w, o->via.u64); return;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: docw_int(w, o->via.i64); return;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: docw_double(w, o->via.f64); return;
+    case MSGPACK_OBJECT_STR: docw_str(w, o->via.str.ptr, o->via.str.size); return;
+    case MSGPACK_OBJECT_ARRAY:
+        docw_array(w, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            docw_object(w, &o->via.array.ptr[i]);
+        docw_array_end(w);
+        return;
+    case MSGPACK_OBJECT_MAP:
+        docw_map(w, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
+                w_bug(w);
+                return;
+            }
+            docw_keyn(w, kv->key.via.str.ptr, kv->key.via.str.size);
+            docw_object(w, &kv->val);
+        }
+        docw_map_end(w);
+        return;
+    default: w_bug(w); return; /* bin and ext never come out of doc_parse() */
+    }
+}
+
+const msgpack_object *doc_map_get(const msgpack_object *map, const char *key)
+{
+    size_t n = strlen(key);
+
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static bool doc_key_eq(const msgpack_object *a, const msgpack_object *b)
+{
+    return a->type == MSGPACK_OBJECT_STR && b->type == MSGPACK_OBJECT_STR && a->via.str.size == b->via.str.size &&
+           memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0;
+}
+
+int doc_merge_patch(msgpack_zone *zone, const msgpack_object *target, const msgpack_object *patch,
+                    msgpack_object *ret)
+{
+    const msgpack_object_map *t, *p;
+    msgpack_object_kv *out;
+    uint32_t n = 0;
+    static const msgpack_object_map empty = {0, NULL};
+
+    if (patch->type != MSGPACK_OBJECT_MAP) {
+        *ret = *patch;
+        return 0;
+    }
+    t = target != NULL && target->type == MSGPACK_OBJECT_MAP ? &target->via.map : &empty;
+    p = &patch->via.map;
+    if ((size_t)t->size + p->size > UINT32_MAX / 2)
+        return ADS_EINVAL;
+    out = msgpack_zone_malloc(zone, ((size_t)t->size + p->size + 1) * sizeof(*out));
+    if (out == NULL)
+        return ADS_ENOMEM;
+    /* The target's members in their order, each replaced, merged or removed by the patch. */
+    for (uint32_t i = 0; i < t->size; i++) {
+        const msgpack_object *pv = NULL;
+        for (uint32_t j = 0; j < p->size; j++) {
+            if (doc_key_eq(&t->ptr[i].key, &p->ptr[j].key))
+                pv = &p->ptr[j].val;
+        }
+        if (pv == NULL) {
+            out[n++] = t->ptr[i];
+        } else if (pv->type != MSGPACK_OBJECT_NIL) {
+            int rc;
+            out[n].key = t->ptr[i].key;
+            if ((rc = doc_merge_patch(zone, &t->ptr[i].val, pv, &out[n].val)) != 0)
+                return rc;
+            n++;
+        }
+    }
+    /* Then the patch's new members (the last of a repeated key wins, as in JSON.parse()). */
+    for (uint32_t j = 0; j < p->size; j++) {
+        bool seen = false;
+        int rc;
+        for (uint32_t i = 0; i < t->size && !seen; i++)
+            seen = doc_key_eq(&t->ptr[i].key, &p->ptr[j].key);
+        for (uint32_t k = j + 1; k < p->size && !seen; k++)
+            seen = doc_key_eq(&p->ptr[k].key, &p->ptr[j].key);
+        if (seen || p->ptr[j].val.type == MSGPACK_OBJECT_NIL)
+            continue;
+        out[n].key = p->ptr[j].key;
+        if ((rc = doc_merge_patch(zone, NULL, &p->ptr[j].val, &out[n].val)) != 0)
+            return rc;
+        n++;
+    }
+    ret->type = MSGPACK_OBJECT_MAP;
+    ret->via.map.size = n;
+    ret->via.map.ptr = out;
+    return 0;
 }

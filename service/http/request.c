@@ -116,6 +116,8 @@ static void http_job_done(struct wq_job *wj)
         job->hook->job = NULL;
         job->finish(job, job->r);
     }
+    if (job->release != NULL)
+        job->release(job);
     free(job);
 }
 
@@ -133,6 +135,8 @@ void http_job_submit(struct http_req *r, struct http_job *job, int (*apply)(stru
     job->hook->r = r;
     if ((rc = wq_submit(r->app->wq, &r->hw->port, &job->wq)) != 0) {
         job->hook->job = NULL;
+        if (job->release != NULL)
+            job->release(job);
         free(job);
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         http_send_error(r, rc, NULL,

@@ -214,28 +214,96 @@ static bool http_method_matches(const h2o_req_t *req, const char *method)
     return strcmp(method, "GET") == 0 && http_is_head(req);
 }
 
-/* Exact paths match the normalized path. A path ending in "/{id}" matches one
- * more non-empty segment; that segment is taken from the raw path, where an
- * encoded "/" (%2F) is still part of it, and decoded by http_param(). */
+/* Exact paths match the normalized path. A path with a "{id}" segment
+ * matches any one non-empty segment there, followed by the rest of the
+ * path exactly; that segment is taken from the raw path, where an encoded "/"
+ * (%2F) is still part of it, and decoded by http_param(). */
 static bool http_path_matches(const h2o_req_t *req, const char *path, h2o_iovec_t *ret_param)
 {
-    static const char marker[] = "{id}";
-    size_t plen = strlen(path), prefix, end;
+    const char *marker = strstr(path, "{id}");
     const char *raw = req->path.base;
     size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    size_t prefix, suffix_len, end;
+    const char *suffix;
 
-    if (plen < sizeof(marker) || strcmp(path + plen - (sizeof(marker) - 1), marker) != 0)
-        return h2o_memis(req->path_normalized.base, req->path_normalized.len, path, plen);
-    prefix = plen - (sizeof(marker) - 1);
+    if (marker == NULL)
+        return h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
+    prefix = (size_t)(marker - path);
+    suffix = marker + 4;
+    suffix_len = strlen(suffix);
     if (req->path_normalized.len <= prefix || memcmp(req->path_normalized.base, path, prefix) != 0)
         return false;
-    if (raw_len <= prefix || memcmp(raw, path, prefix) != 0)
+    if (raw_len <= prefix + suffix_len || memcmp(raw, path, prefix) != 0)
         return false;
     for (end = prefix; end < raw_len && raw[end] != '/'; end++)
         ;
-    if (end != raw_len)
+    if (end == prefix || raw_len - end != suffix_len || memcmp(raw + end, suffix, suffix_len) != 0)
         return false;
     *ret_param = h2o_iovec_init(raw + prefix, end - prefix);
+    return true;
+}
+
+/* Whether the route's access rule admits the request's role. */
+static bool http_role_admitted(enum http_access access, enum keys_role role)
+{
+    switch (access) {
+    case HTTP_OPEN: return true;
+    case HTTP_ADMIN: return role == KEYS_ADMIN;
+    case HTTP_CAMPAIGN_READ: return true;
+    case HTTP_CAMPAIGN_WRITE: return role == KEYS_ADMIN || role == KEYS_ADVERTISER;
+    }
+    return false;
+}
+
+/* Checks the API key of a route that needs one and fills r->who; false after answering 401/403/503. */
+static bool http_authorize(struct http_req *r, enum http_access access)
+{
+    static const char bearer[] = "Bearer ";
+    const size_t blen = sizeof(bearer) - 1;
+    h2o_req_t *req = r->req;
+    struct ads_diag d = {{0}, {0}};
+    struct store *s;
+    MDB_txn *txn;
+    ssize_t at;
+    int rc;
+
+    if (access == HTTP_OPEN)
+        return true;
+    at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (at < 0 || req->headers.entries[at].value.len <= blen ||
+        !h2o_lcstris(req->headers.entries[at].value.base, blen, bearer, blen)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"adsmith\""));
+        http_send_error(r, ADS_EUNAUTHORIZED, NULL,
+                        at < 0 ? "this route needs an API key: send Authorization: Bearer <key> "
+                                 "(adsmith keys create makes one)"
+                               : "the Authorization header must be \"Bearer <key>\"");
+        return false;
+    }
+    if ((s = app_store(r->app)) == NULL) {
+        http_send_error(r, ADS_ENOT_READY, NULL, "storage is not open yet; retry shortly");
+        return false;
+    }
+    if ((rc = store_read_begin(s, &txn)) != 0) {
+        http_send_error(r, rc, NULL, NULL);
+        return false;
+    }
+    rc = keys_authenticate(txn, s, req->headers.entries[at].value.base + blen,
+                           req->headers.entries[at].value.len - blen, &d, &r->who);
+    store_read_end(txn);
+    if (rc != 0) {
+        if (rc == ADS_EUNAUTHORIZED)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer realm=\"adsmith\", error=\"invalid_token\""));
+        http_send_error(r, rc, NULL, "%s", d.message[0] != '\0' ? d.message : ads_err_message(rc));
+        return false;
+    }
+    if (!http_role_admitted(access, r->who.role)) {
+        http_send_error(r, ADS_EFORBIDDEN, NULL, "%s keys may not %s; this route needs %s", keys_role_name(r->who.role),
+                        access == HTTP_ADMIN ? "use user, event or admin routes" : "change campaigns",
+                        access == HTTP_ADMIN ? "an admin key" : "an admin or advertiser key");
+        return false;
+    }
     return true;
 }
 
@@ -280,7 +348,8 @@ static int http_router_on_req(h2o_handler_t *self, h2o_req_t *req)
             continue;
         if (http_method_matches(req, routes[i].method)) {
             r->route = i;
-            routes[i].fn(r);
+            if (http_authorize(r, routes[i].access))
+                routes[i].fn(r);
             return 0;
         }
         buf_printf(&ab, "%s%s", ab.len > 0 ? ", " : "", routes[i].method);
