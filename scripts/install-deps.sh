@@ -6,7 +6,7 @@
 #   scripts/install-deps.sh SET...     SET: runtime, build, test
 set -euo pipefail
 
-runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 ca-certificates curl)
+runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 tzdata ca-certificates curl)
 build=(gcc libc6-dev pkg-config meson ninja-build git
        libh2o-evloop-dev libssl-dev liblmdb-dev libmsgpack-dev libinih-dev libcjson-dev)
 test=(libcriterion-dev libcurl4-openssl-dev openssl curl lmdb-utils)

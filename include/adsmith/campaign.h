@@ -37,6 +37,10 @@
 extern const char camp_schema_json[];
 extern const size_t camp_schema_json_len;
 
+/* The demo campaign (schemas/examples/campaign-demo.json), embedded likewise. */
+extern const char camp_demo_json[];
+extern const size_t camp_demo_json_len;
+
 struct camp_validator;
 
 /* What the semantic rules need to know about the server. */

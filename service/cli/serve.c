@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "adsmith/app.h"
+#include "adsmith/campaign.h"
+#include "adsmith/catalog.h"
 #include "adsmith/cli.h"
 #include "adsmith/config.h"
 #include "adsmith/http.h"
@@ -107,6 +109,14 @@ int cli_serve(int argc, char **argv)
         serve_log_failure("cannot start the writer thread", rc, ads_err_message(rc));
         goto out;
     }
+    if ((rc = camp_validator_new(&app.campaign_validator, &d)) != 0) {
+        serve_log_failure("cannot compile the campaign schema", rc, d.message);
+        goto out;
+    }
+    if ((rc = catl_start(&app, cfg.threads, &app.catalog)) != 0) {
+        serve_log_failure("cannot start the campaign index thread", rc, ads_err_message(rc));
+        goto out;
+    }
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
         serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
@@ -121,6 +131,8 @@ int cli_serve(int argc, char **argv)
 
 out:
     srv_free(srv);
+    catl_stop(app.catalog);
+    camp_validator_free(app.campaign_validator);
     app_writer_stop(&app);
     app_storage_close(&app);
     met_free(metrics);

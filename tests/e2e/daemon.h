@@ -45,6 +45,7 @@ struct e2e_daemon {
     int status;                   /* exit status, or 128 + signal number when killed */
     int port;                     /* port of the first "listening" record, after start */
     char why[E2E_WHY_MAX];        /* why the last failing call failed */
+    char admin_key[64];           /* an admin API key for data_dir, made on first need; "" before */
 };
 
 /**
@@ -195,6 +196,8 @@ struct e2e_req {
                                  * prior-knowledge connection (curl issue 10634, fixed in 8.0.0); an
                                  * E2E_H2C_UPGRADE handle reuses its HTTP/2 connection correctly. */
     long timeout_ms;            /* whole transfer; 0: 10000 */
+    bool no_auth;               /* send no Authorization header; by default a /v1/ path gets the
+                                 * daemon's admin key unless `headers` has an Authorization line */
 };
 
 struct e2e_resp {
@@ -219,6 +222,25 @@ struct e2e_resp {
  *         -ENOTSUP for a handle reused with E2E_H2C.
  */
 int e2e_http(const struct e2e_daemon *d, const struct e2e_req *req, struct e2e_resp *ret_resp);
+
+/**
+ * Runs `adsmith @p args...` to completion (up to 20 s) with stdout captured
+ * into @p out (@p cap bytes, NUL-terminated, cut if longer) and stderr into
+ * @p err likewise (may be NULL). @return 0 with *@p ret_status set, or a
+ * negative errno value with d->why set.
+ */
+int e2e_run(struct e2e_daemon *d, const char *const args[], char *out, size_t cap, char *err, size_t err_cap,
+            int *ret_status);
+
+/**
+ * Creates an API key in d->data_dir with `adsmith keys create --role @p role`
+ * (and `--advertiser @p advertiser` unless NULL) into @p ret_key (64 bytes).
+ * @return 0, or a negative errno value with d->why set.
+ */
+int e2e_key_create(struct e2e_daemon *d, const char *role, const char *advertiser, char ret_key[64]);
+
+/** The daemon's admin key (made on first call, then cached in d->admin_key); NULL with d->why set on failure. */
+const char *e2e_admin_key(struct e2e_daemon *d);
 
 /** Shorthand: GET @p path over @p proto with a fresh handle (TLS trusts d->cert_path). */
 int e2e_http_get(const struct e2e_daemon *d, enum e2e_proto proto, const char *path, struct e2e_resp *ret_resp);

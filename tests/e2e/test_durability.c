@@ -184,15 +184,16 @@ Test(durability, clients_gone_before_their_commit_are_harmless, .timeout = 30)
         "{\"events\":[{\"type\":\"click\",\"user\":\"gone\",\"ts\":1763800000,\"campaign\":\"c1\"}]}";
     struct e2e_daemon d;
     struct e2e_resp *r = resp_new();
-    char req[512];
+    char req[1024];
     int fd, n;
 
     cr_assert_eq(e2e_daemon_init(&d), 0, "%s", d.why);
     e2e_assert_started(&d, NULL);
-    n = snprintf(
-        req, sizeof(req),
-        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-        sizeof(body) - 1, body);
+    cr_assert_not_null(e2e_admin_key(&d), "%s", d.why);
+    n = snprintf(req, sizeof(req),
+                 "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: "
+                 "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 d.admin_key, sizeof(body) - 1, body);
     /* Each client sends a write and hangs up at once: its request is gone
      * while the write still waits for the writer thread. */
     for (int i = 0; i < 300; i++) {
