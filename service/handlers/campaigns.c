@@ -179,7 +179,7 @@ static void camps_send_problems(struct http_req *r, const struct vrep *rep)
     size_t cap = 4096 + rep->count * 1024;
     struct buf b;
     struct docw w;
-    char msg[384];
+    char msg[640];
 
     snprintf(msg, sizeof(msg), "the campaign has %zu problem%s%s; the first: %s: %s", rep->total,
              rep->total == 1 ? "" : "s", rep->total > rep->count ? " (the first ones are listed)" : "",
@@ -495,7 +495,9 @@ static void camps_finish(struct http_job *hj, struct http_req *r)
         return;
     }
     if (!job->unchanged)
+#ifdef ADSMITH_HAVE_CATALOG
         catl_notify(r->app->catalog);
+#endif
     camps_send_rec(r, job->created ? 201 : 200, job->out, &job->rec);
 }
 

@@ -11,13 +11,13 @@ static const struct http_route http_route_table[] = {
     {"PATCH", "/v1/users/{id}", users_patch, HTTP_ADMIN},
     {"DELETE", "/v1/users/{id}", users_delete, HTTP_ADMIN},
     {"POST", "/v1/events", events_post, HTTP_ADMIN},
-#if 0 /* campaign handlers: being written */
     {"GET", "/v1/campaigns", campaigns_list, HTTP_CAMPAIGN_READ},
     {"GET", "/v1/campaigns/{id}", campaigns_get, HTTP_CAMPAIGN_READ},
     {"PUT", "/v1/campaigns/{id}", campaigns_put, HTTP_CAMPAIGN_WRITE},
     {"PATCH", "/v1/campaigns/{id}", campaigns_patch, HTTP_CAMPAIGN_WRITE},
     {"DELETE", "/v1/campaigns/{id}", campaigns_delete, HTTP_CAMPAIGN_WRITE},
     {"GET", "/v1/campaigns/{id}/usage", campaigns_usage, HTTP_CAMPAIGN_READ},
+#ifdef ADSMITH_HAVE_CATALOG
     {"GET", "/v1/admin/index", campaigns_index_stats, HTTP_ADMIN},
     {"POST", "/v1/admin/eligibility", campaigns_eligibility, HTTP_ADMIN},
 #endif

@@ -407,7 +407,8 @@ function buildString(schema, len, c, rng) {
 const lengthCache = new Map();
 function lengthBounds(schema) {
     const s = deref(schema);
-    if (!s || s.type !== 'string') return null;
+    const stringy = s && (s.type === 'string' || (s.type === undefined && (s.pattern || s.maxLength !== undefined)));
+    if (!stringy) return null;
     if (lengthCache.has(s)) return lengthCache.get(s);
     let min = s.minLength;
     let max = s.maxLength;
