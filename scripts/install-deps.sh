@@ -10,6 +10,10 @@ runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 tzda
 build=(gcc libc6-dev pkg-config meson ninja-build git
        libh2o-evloop-dev libssl-dev liblmdb-dev libmsgpack-dev libinih-dev libcjson-dev)
 test=(libcriterion-dev libcurl4-openssl-dev openssl curl lmdb-utils)
+# node and npm run the schema equivalence test (ajv); Debian's packages only
+# when the commands are missing, so a node installed another way is kept.
+command -v node >/dev/null || test+=(nodejs)
+command -v npm >/dev/null || test+=(npm)
 
 want=()
 for set in "$@"; do

@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build test
 scripts/check-style.sh
+# ajv, the reference of the schema equivalence test, pinned by
+# tests/schema/package-lock.json; reinstalled when missing or when the lock changed.
+if [ ! -f tests/schema/node_modules/ajv/package.json ] ||
+   [ tests/schema/package-lock.json -nt tests/schema/node_modules/.package-lock.json ]; then
+  npm ci --prefix tests/schema --no-audit --no-fund --loglevel=error >/dev/null
+fi
 
 run_suite() { # build-dir, meson options...
   local dir=$1; shift

@@ -7,18 +7,32 @@
  *   1. the JSON Schema, compiled into the binary from
  *      schemas/campaign.schema.json and run by jsch: exactly what the schema
  *      accepts (the tests compare with ajv on a corpus of documents);
- *   2. the rules a schema cannot state (rule names "semantic:<name>"): flight
- *      end after start; daypart end after start; daily budget at most the
- *      total; frequency caps hour <= day <= lifetime; a known ISO 4217 currency;
- *      a time zone the tz database holds; a configured generator backend;
- *      every {{slot}} used in a template or text declared in creatives.slots;
- *      a slot's fallback no longer than its max_length; a creative for every
- *      targeted format; unique top-up ids; deals_only only with deals;
- *      generation field limits within the native creative's; strings within
- *      their byte limits (the schema's maxLength counts characters); integers
- *      written without a fraction or exponent.
- *   Semantic rules run only on the parts that passed the schema, so a
- *   problem is never reported twice.
+ *   2. the rules a schema cannot state, each with its rule name
+ *      "semantic:<name>":
+ *        end_after_start            flight end after start (at /flight/end)
+ *        daypart_end_after_start    a daypart's end_hour after its start_hour
+ *        daily_within_total         budget daily_micros at most total_micros
+ *        frequency_caps_order       per_hour <= per_day <= lifetime (at the smaller cap)
+ *        currency_known             an ISO 4217 currency in use (camp_currency_known)
+ *        time_zone_known            a zone the tz database holds (tz_exists)
+ *        backend_configured         generation.backend among camp_rules.backends
+ *        slot_declared              every {{slot}} used in the banner template or a
+ *                                   native text declared in creatives.slots
+ *        fallback_within_max_length a slot's fallback (bytes) at most its max_length
+ *        format_has_creative        a creative for every format in targeting.formats
+ *        top_up_ids_unique          no top-up id twice
+ *        byte_length                strings within the byte limits the schema's
+ *                                   descriptions state (its maxLength counts characters)
+ *        integer_form               integers written without fraction or exponent
+ *                                   (1763800000, not 1763800000.0)
+ *        duplicate_member           no member name twice in one object (JSON leaves
+ *                                   that undefined; the schema sees the last one)
+ *      Two rules of the issue are stated by the schema itself and so need no
+ *      code: deals_only only with deals (dependentRequired), and generation
+ *      field limits within the native creative's (their maximum).
+ *   A semantic rule runs only where the schema found nothing wrong in the
+ *   values it reads, so a problem is never reported twice; when the schema's
+ *   problems overflow the report (VREP_MAX), the semantic rules are skipped.
  */
 #ifndef ADSMITH_CAMPAIGN_H
 #define ADSMITH_CAMPAIGN_H
@@ -32,6 +46,9 @@
 #include "adsmith/vrep.h"
 
 #define CAMP_ID_MAX 64 /* bytes of a campaign or advertiser id */
+
+/* Most bytes of one campaign document, JSON or MessagePack: the API's body limit, and the CLI's. */
+#define CAMP_DOC_MAX (1024 * 1024)
 
 /* The campaign schema's JSON text, embedded at build time (generated source). */
 extern const char camp_schema_json[];
@@ -60,7 +77,8 @@ void camp_validator_free(struct camp_validator *v);
 /**
  * Validates the campaign @p doc (as doc_parse() returns it) against the schema
  * and then the semantic rules, adding every problem to @p rep (which the caller
- * has vrep_init()ed). Thread-safe; no heap allocation.
+ * has vrep_init()ed). @p rules (borrowed; may be NULL: no backends) says what
+ * the server has configured. Thread-safe; no heap allocation.
  * @return 0 when valid, ADS_EINVAL when not.
  */
 int camp_validate(const struct camp_validator *v, const msgpack_object *doc, const struct camp_rules *rules,

@@ -16,13 +16,6 @@
 
 #define CATL_POLL_MS 1000 /* how often the write counter is looked at without a notification */
 
-/* A compiled campaign, kept between builds while its revision does not change. */
-struct catl_entry {
-    char id[CAMP_ID_MAX + 1];
-    uint64_t rev;
-    struct cidx_camp *camp;
-};
-
 struct catl {
     struct app *app;
     struct cidx_holder *holder;
@@ -33,9 +26,6 @@ struct catl {
     pthread_cond_t built; /* catl_wait_revision() waits here */
     bool stop, pending, seeded;
     struct catl_stats stats;
-    /* The builder thread's own. */
-    struct catl_entry *entries;
-    size_t nentries;
 };
 
 static uint64_t catl_now_us(void)
@@ -93,7 +83,7 @@ out:
 }
 
 /* With cfg->demo: an admin key when there is none, the demo campaign when there is no campaign. */
-static void catl_seed(struct catl *c, struct store *s)
+static void catl_seed(struct store *s)
 {
     struct ads_diag d = {{0}, {0}};
     char token[KEYS_TOKEN_LEN + 1];
@@ -148,48 +138,34 @@ static void catl_seed(struct catl *c, struct store *s)
 
 /* ---- building ---- */
 
-/* The compiled form of @p rec, reused from the last build when its revision is unchanged. */
-static int catl_compile(struct catl *c, size_t *cursor, const struct camps_rec *rec, struct catl_entry *ret)
+/* Compiles the stored document of @p rec into an index record. */
+static int catl_compile(const struct camps_rec *rec, struct cidx_camp **ret)
 {
+    struct ads_diag d = {{0}, {0}};
     msgpack_zone zone;
     msgpack_object doc;
     size_t off = 0;
     int rc;
 
-    /* Both lists are in id order (LMDB's key order): walk the old one along. */
-    while (*cursor < c->nentries && strcmp(c->entries[*cursor].id, rec->id) < 0)
-        (*cursor)++;
-    memcpy(ret->id, rec->id, sizeof(ret->id));
-    ret->rev = rec->rev;
-    if (*cursor < c->nentries && strcmp(c->entries[*cursor].id, rec->id) == 0 &&
-        c->entries[*cursor].rev == rec->rev) {
-        ret->camp = c->entries[*cursor].camp;
-        c->entries[*cursor].camp = NULL; /* moved */
-        return 0;
-    }
     msgpack_zone_init(&zone, 4096);
     if (msgpack_unpack(rec->doc, rec->doc_len, &off, &zone, &doc) != MSGPACK_UNPACK_SUCCESS)
         rc = ADS_EDATA_INVALID;
     else
-        rc = cidx_camp_from_doc(&doc, &ret->camp);
+        rc = cidx_camp_from_doc(&doc, ret, &d);
     msgpack_zone_destroy(&zone);
     return rc;
 }
 
-static void catl_entries_free(struct catl_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        cidx_camp_free(e[i].camp);
-    free(e);
-}
-
-/* Reads every active campaign and publishes a new index. 0 or an error (the old index stays). */
+/*
+ * Reads every active campaign and publishes a new index. 0 or an error (the
+ * old index stays). Every build decodes every active campaign: 10,000 take
+ * the time README "Benchmarks" gives.
+ */
 static int catl_build(struct catl *c, struct store *s)
 {
     uint64_t t0 = catl_now_us(), rev = 0;
-    struct catl_entry *next = NULL;
-    const struct cidx_camp **camps = NULL;
-    size_t n = 0, cap = 0, cursor = 0;
+    struct cidx_builder *b = NULL;
+    struct cidx_camp *camp;
     struct cidx *ix = NULL;
     struct camps_rec rec;
     MDB_cursor *cur;
@@ -198,64 +174,45 @@ static int catl_build(struct catl *c, struct store *s)
     int64_t now = (int64_t)time(NULL);
     int rc;
 
-    if ((rc = store_read_begin(s, &txn)) != 0)
+    if ((rc = cidx_builder_new(&b)) != 0)
         return rc;
+    if ((rc = store_read_begin(s, &txn)) != 0) {
+        cidx_builder_free(b);
+        return rc;
+    }
     if ((rc = camps_revision(txn, s, &rev)) != 0 ||
         (rc = store_err(mdb_cursor_open(txn, store_dbi(s, STORE_DB_CAMPAIGNS), &cur))) != 0) {
         store_read_end(txn);
+        cidx_builder_free(b);
         return rc;
     }
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        int crc;
         if (key.mv_size > CAMP_ID_MAX || camps_decode(&val, &rec) != 0 || strcmp(rec.status, "active") != 0)
             continue;
-        memcpy(rec.id, key.mv_data, key.mv_size);
-        rec.id[key.mv_size] = '\0';
-        if (n == cap) {
-            size_t ncap = cap == 0 ? 64 : 2 * cap;
-            struct catl_entry *grown = ncap <= CIDX_MAX_CAMPAIGNS ? realloc(next, ncap * sizeof(*next)) : NULL;
-            if (grown == NULL) {
-                rc = ncap <= CIDX_MAX_CAMPAIGNS ? ADS_ENOMEM : ADS_EQUOTA_EXCEEDED;
-                break;
-            }
-            next = grown;
-            cap = ncap;
-        }
-        if ((rc = catl_compile(c, &cursor, &rec, &next[n])) != 0) {
+        if ((crc = catl_compile(&rec, &camp)) == 0)
+            crc = cidx_builder_add(b, camp);
+        if (crc != 0) {
             struct lg_rec r;
             lg_begin(&r, LG_WARN, "campaign left out of the index");
-            lg_str(&r, "campaign", rec.id);
-            lg_str(&r, "error", ads_err_name(rc));
+            lg_strn(&r, "campaign", key.mv_data, key.mv_size);
+            lg_str(&r, "error", ads_err_name(crc));
             lg_end(&r);
-            continue;
         }
-        n++;
     }
     mdb_cursor_close(cur);
     store_read_end(txn);
-    if (rc != MDB_NOTFOUND && rc != 0) {
-        catl_entries_free(next, n);
+    if (rc != MDB_NOTFOUND || (rc = cidx_build(b, now, &ix)) != 0) {
+        cidx_builder_free(b);
         return rc > 0 ? store_err(rc) : rc;
     }
-    if ((camps = calloc(n > 0 ? n : 1, sizeof(*camps))) == NULL) {
-        catl_entries_free(next, n);
-        return ADS_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        camps[i] = next[i].camp;
-    rc = cidx_build(camps, n, now, &ix);
-    free(camps);
-    if (rc != 0) {
-        catl_entries_free(next, n);
-        return rc;
-    }
-    cidx_holder_swap(c->holder, ix); /* waits until no reader holds the old index, then frees it */
-    catl_entries_free(c->entries, c->nentries);
-    c->entries = next;
-    c->nentries = n;
+    cidx_builder_free(b);
 
+    cidx_holder_swap(c->holder, ix); /* waits until no reader holds the old index, then frees it */
+    /* ix stays valid: only this thread swaps it out. */
     pthread_mutex_lock(&c->mu);
     c->stats.builds++;
-    c->stats.campaigns = n;
+    c->stats.campaigns = cidx_count(ix);
     c->stats.revision = rev;
     c->stats.built_at = now;
     c->stats.build_us = catl_now_us() - t0;
@@ -290,7 +247,7 @@ static void *catl_main(void *arg)
         if ((s = app_store(c->app)) != NULL) {
             if (c->app->cfg->demo && !c->seeded) {
                 c->seeded = true;
-                catl_seed(c, s);
+                catl_seed(s);
             }
             rev = 0;
             if (store_read_begin(s, &txn) == 0) {
@@ -329,7 +286,7 @@ int catl_start(struct app *app, unsigned readers, struct catl **ret)
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->built, NULL);
-    if ((rc = cidx_holder_new(readers, &c->holder)) != 0) {
+    if ((rc = cidx_holder_new(readers, NULL, &c->holder)) != 0) {
         catl_stop(c);
         return rc;
     }
@@ -353,8 +310,8 @@ void catl_stop(struct catl *c)
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->thread, NULL);
     }
-    cidx_holder_free(c->holder);
-    catl_entries_free(c->entries, c->nentries);
+    if (c->holder != NULL)
+        cidx_holder_free(c->holder);
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->built);
     pthread_mutex_destroy(&c->mu);

@@ -1,4 +1,1720 @@
 #include "adsmith/cidx.h"
-#include <stddef.h>
-size_t cidx_placeholder_(void);
-size_t cidx_placeholder_(void) { return 0; }
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ==== records: from a campaign document ====
+ *
+ * A record is one allocation: the struct, then an arena holding its lists and
+ * strings. The document is walked twice by the same code: first with an arena
+ * that only counts (every allocation returns NULL and nothing is written),
+ * then with one of exactly that size, so the record never grows or moves.
+ *
+ * The document passed the schema, but nothing here trusts that: every member
+ * is type-checked and every list and string bounded by the schema's limits,
+ * so the index stays bounded whatever it is given. */
+
+#define CC_TIME_MAX 32503680000ll /* the schema's latest time (year 3000) */
+
+/* The schema's list limits (schemas/campaign.schema.json). */
+#define CC_MAX_COUNTRIES 250
+#define CC_MAX_REGIONS 500
+#define CC_MAX_OS 16
+#define CC_MAX_LANGUAGES 32
+#define CC_MAX_CATEGORIES 200
+#define CC_MAX_DOMAINS 1000
+#define CC_MAX_BUNDLES 1000
+#define CC_MAX_SEGMENTS 100
+#define CC_MAX_DEALS 100
+#define CC_MAX_DAYPARTS 28
+#define CC_MAX_SIZES 32
+#define CC_MAX_BANNER_SIZES 16
+#define CC_MAX_ADOMAIN 8
+#define CC_MAX_CREATIVE_CATS 16
+
+enum cc_fold { CC_AS_IS, CC_LOWER, CC_UPPER };
+
+struct cc_ctx {
+    char *base; /* NULL while counting */
+    size_t used;
+    struct ads_diag *diag;
+};
+
+static void *cc_alloc(struct cc_ctx *x, size_t n, size_t align)
+{
+    void *p;
+
+    x->used = (x->used + align - 1) & ~(align - 1);
+    p = x->base != NULL ? x->base + x->used : NULL;
+    x->used += n;
+    return p;
+}
+
+static int cc_fail(struct cc_ctx *x, const char *ptr, const char *what)
+{
+    return ads_diag_set(x->diag, ADS_EINVAL, ptr, "%s", what);
+}
+
+static const msgpack_object *cc_get(const msgpack_object *map, const char *key)
+{
+    size_t klen = strlen(key);
+
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen && memcmp(k->via.str.ptr, key, klen) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static char cc_fold_char(char ch, enum cc_fold fold)
+{
+    if (fold == CC_LOWER && ch >= 'A' && ch <= 'Z')
+        return (char)(ch - 'A' + 'a');
+    if (fold == CC_UPPER && ch >= 'a' && ch <= 'z')
+        return (char)(ch - 'a' + 'A');
+    return ch;
+}
+
+/* Checks a string member of 1..max bytes. */
+static int cc_str(struct cc_ctx *x, const msgpack_object *o, size_t max, const char *ptr)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > max)
+        return cc_fail(x, ptr, "must be a non-empty string within the schema's length limit");
+    return 0;
+}
+
+/* Copies a checked string into a fixed buffer of at least max + 1 bytes. */
+static int cc_fixed(struct cc_ctx *x, const msgpack_object *o, size_t max, const char *ptr, char *dst)
+{
+    int rc;
+
+    if ((rc = cc_str(x, o, max, ptr)) != 0)
+        return rc;
+    memcpy(dst, o->via.str.ptr, o->via.str.size);
+    dst[o->via.str.size] = '\0';
+    return 0;
+}
+
+static int cc_uint(struct cc_ctx *x, const msgpack_object *o, uint64_t min, uint64_t max, const char *ptr,
+                   uint64_t *ret)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < min || o->via.u64 > max)
+        return cc_fail(x, ptr, "must be an integer within the schema's range");
+    *ret = o->via.u64;
+    return 0;
+}
+
+/* The index of @p o among @p names, or -1. */
+static int cc_enum(const msgpack_object *o, const char *const *names, int n)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        if (strlen(names[i]) == o->via.str.size && memcmp(names[i], o->via.str.ptr, o->via.str.size) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* A list of strings (absent: empty list). */
+static int cc_list(struct cc_ctx *x, const msgpack_object *o, uint32_t max_n, size_t max_len, enum cc_fold fold,
+                   const char *ptr, struct cidx_list *ret)
+{
+    struct cidx_str *v;
+    int rc;
+
+    ret->n = 0;
+    ret->v = NULL;
+    if (o == NULL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max_n)
+        return cc_fail(x, ptr, "must be an array within the schema's length limit");
+    v = cc_alloc(x, sizeof(*v) * o->via.array.size, alignof(struct cidx_str));
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *s = &o->via.array.ptr[i];
+        char *dst;
+        if ((rc = cc_str(x, s, max_len, ptr)) != 0)
+            return rc;
+        dst = cc_alloc(x, s->via.str.size + 1, 1);
+        if (dst == NULL)
+            continue;
+        for (uint32_t k = 0; k < s->via.str.size; k++)
+            dst[k] = cc_fold_char(s->via.str.ptr[k], fold);
+        dst[s->via.str.size] = '\0';
+        v[i] = (struct cidx_str){dst, s->via.str.size};
+    }
+    ret->n = o->via.array.size;
+    ret->v = v;
+    return 0;
+}
+
+static const char *const cc_taxonomies[] = {"iab_content_1.0", "iab_content_2.0", "iab_content_2.1",
+                                            "iab_content_2.2", "iab_content_3.0", "iab_content_3.1"};
+
+static int cc_taxonomy(struct cc_ctx *x, const msgpack_object *o, const char *ptr, enum cidx_taxonomy *ret)
+{
+    int t = cc_enum(o, cc_taxonomies, 6);
+
+    if (t < 0)
+        return cc_fail(x, ptr, "must be one of the schema's taxonomies");
+    *ret = (enum cidx_taxonomy)(CIDX_TAX_CONTENT_1_0 + t);
+    return 0;
+}
+
+static int cc_sizes(struct cc_ctx *x, const msgpack_object *o, uint32_t max_n, const char *ptr, struct cidx_camp *c)
+{
+    int rc;
+
+    if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > max_n)
+        return cc_fail(x, ptr, "must be an array of 1 to 32 sizes");
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        uint64_t w = 0, h = 0;
+        if ((rc = cc_uint(x, cc_get(&o->via.array.ptr[i], "w"), 1, 8192, ptr, &w)) != 0 ||
+            (rc = cc_uint(x, cc_get(&o->via.array.ptr[i], "h"), 1, 8192, ptr, &h)) != 0)
+            return rc;
+        c->sizes[i] = (struct cidx_size){(uint16_t)w, (uint16_t)h};
+    }
+    c->nsizes = o->via.array.size;
+    return 0;
+}
+
+static int cc_dayparting(struct cc_ctx *x, const msgpack_object *o, struct cidx_camp *c)
+{
+    static const char *const days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    const char *ptr = "/targeting/dayparting";
+    int rc;
+
+    if (o == NULL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > CC_MAX_DAYPARTS)
+        return cc_fail(x, ptr, "must be an array of 1 to 28 windows");
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *w = &o->via.array.ptr[i], *d = cc_get(w, "days");
+        uint64_t start = 0, end = 0;
+        if ((rc = cc_uint(x, cc_get(w, "start_hour"), 0, 23, ptr, &start)) != 0 ||
+            (rc = cc_uint(x, cc_get(w, "end_hour"), 1, 24, ptr, &end)) != 0)
+            return rc;
+        if (end <= start)
+            return cc_fail(x, ptr, "has a window whose end_hour is not after its start_hour");
+        if (d == NULL || d->type != MSGPACK_OBJECT_ARRAY || d->via.array.size == 0 || d->via.array.size > 7)
+            return cc_fail(x, ptr, "has a window without 1 to 7 days");
+        for (uint32_t k = 0; k < d->via.array.size; k++) {
+            int day = cc_enum(&d->via.array.ptr[k], days, 7);
+            if (day < 0)
+                return cc_fail(x, ptr, "has a day that is not mon, tue, wed, thu, fri, sat or sun");
+            for (uint64_t hr = start; hr < end; hr++) {
+                unsigned bit = (unsigned)day * 24 + (unsigned)hr;
+                c->daypart[bit / 64] |= 1ull << (bit % 64);
+            }
+        }
+    }
+    c->has_daypart = true;
+    return 0;
+}
+
+static int cc_formats(struct cc_ctx *x, const msgpack_object *targeting, const msgpack_object *creatives,
+                      struct cidx_camp *c)
+{
+    static const char *const names[] = {"banner", "native", "video"};
+    const msgpack_object *f = cc_get(targeting, "formats"), *banner = cc_get(creatives, "banner");
+    const msgpack_object *sizes = cc_get(targeting, "sizes");
+    int rc;
+
+    c->formats = 0;
+    if (f != NULL) {
+        if (f->type != MSGPACK_OBJECT_ARRAY || f->via.array.size == 0 || f->via.array.size > 3)
+            return cc_fail(x, "/targeting/formats", "must be an array of 1 to 3 formats");
+        for (uint32_t i = 0; i < f->via.array.size; i++) {
+            int k = cc_enum(&f->via.array.ptr[i], names, 3);
+            if (k < 0)
+                return cc_fail(x, "/targeting/formats", "has a format that is not banner, native or video");
+            c->formats |= 1u << k;
+        }
+    } else {
+        for (int k = 0; k < 3; k++) {
+            if (cc_get(creatives, names[k]) != NULL)
+                c->formats |= 1u << k;
+        }
+    }
+    if (sizes != NULL) {
+        c->sizes_listed = true;
+        return cc_sizes(x, sizes, CC_MAX_SIZES, "/targeting/sizes", c);
+    }
+    /* Without targeting.sizes, banner bids on the banner creative's sizes (a
+     * banner format without a banner creative then matches nothing). */
+    if ((c->formats & CIDX_FMT_BANNER) != 0 && banner != NULL &&
+        (rc = cc_sizes(x, cc_get(banner, "sizes"), CC_MAX_BANNER_SIZES, "/creatives/banner/sizes", c)) != 0)
+        return rc;
+    return 0;
+}
+
+static int cc_pair(struct cc_ctx *x, const msgpack_object *t, const char *member, const char *a, const char *b,
+                   uint32_t max_n, size_t max_len, enum cc_fold fold, struct cidx_list *ret_a,
+                   struct cidx_list *ret_b)
+{
+    const msgpack_object *o = cc_get(t, member);
+    char ptr[64];
+    int rc;
+
+    if (o == NULL)
+        return 0;
+    snprintf(ptr, sizeof(ptr), "/targeting/%s", member);
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cc_fail(x, ptr, "must be an object");
+    snprintf(ptr, sizeof(ptr), "/targeting/%s/%s", member, a);
+    if ((rc = cc_list(x, cc_get(o, a), max_n, max_len, fold, ptr, ret_a)) != 0)
+        return rc;
+    snprintf(ptr, sizeof(ptr), "/targeting/%s/%s", member, b);
+    return cc_list(x, cc_get(o, b), max_n, max_len, fold, ptr, ret_b);
+}
+
+static int cc_targeting(struct cc_ctx *x, const msgpack_object *t, struct cidx_camp *c)
+{
+    static const char *const devices[] = {"phone", "tablet", "desktop", "ctv", "other"};
+    const msgpack_object *o;
+    int rc;
+
+    if (t != NULL && t->type != MSGPACK_OBJECT_MAP)
+        return cc_fail(x, "/targeting", "must be an object");
+    if ((rc = cc_list(x, cc_get(t, "countries"), CC_MAX_COUNTRIES, CIDX_COUNTRY_MAX, CC_UPPER, "/targeting/countries",
+                      &c->countries)) != 0 ||
+        (rc = cc_list(x, cc_get(t, "regions"), CC_MAX_REGIONS, CIDX_REGION_MAX, CC_UPPER, "/targeting/regions",
+                      &c->regions)) != 0 ||
+        (rc = cc_list(x, cc_get(t, "os"), CC_MAX_OS, CIDX_OS_MAX, CC_LOWER, "/targeting/os", &c->os)) != 0 ||
+        (rc = cc_list(x, cc_get(t, "languages"), CC_MAX_LANGUAGES, CIDX_LANGUAGE_MAX, CC_LOWER,
+                      "/targeting/languages", &c->languages)) != 0 ||
+        (rc = cc_pair(x, t, "domains", "allow", "block", CC_MAX_DOMAINS, CIDX_DOMAIN_MAX, CC_LOWER, &c->domain_allow,
+                      &c->domain_block)) != 0 ||
+        (rc = cc_pair(x, t, "bundles", "allow", "block", CC_MAX_BUNDLES, CIDX_BUNDLE_MAX, CC_AS_IS, &c->bundle_allow,
+                      &c->bundle_block)) != 0 ||
+        (rc = cc_pair(x, t, "segments", "include", "exclude", CC_MAX_SEGMENTS, CIDX_SEGMENT_MAX, CC_AS_IS,
+                      &c->seg_include, &c->seg_exclude)) != 0 ||
+        (rc = cc_pair(x, t, "categories", "include", "exclude", CC_MAX_CATEGORIES, CIDX_CATEGORY_MAX, CC_AS_IS,
+                      &c->cat_include, &c->cat_exclude)) != 0 ||
+        (rc = cc_list(x, cc_get(t, "deals"), CC_MAX_DEALS, CIDX_DEAL_MAX, CC_AS_IS, "/targeting/deals", &c->deals)) !=
+            0)
+        return rc;
+    if ((o = cc_get(t, "categories")) != NULL &&
+        (rc = cc_taxonomy(x, cc_get(o, "taxonomy"), "/targeting/categories/taxonomy", &c->cat_taxonomy)) != 0)
+        return rc;
+    if ((o = cc_get(t, "devices")) != NULL) {
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > 5)
+            return cc_fail(x, "/targeting/devices", "must be an array of 1 to 5 device classes");
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            int k = cc_enum(&o->via.array.ptr[i], devices, 5);
+            if (k < 0)
+                return cc_fail(x, "/targeting/devices", "has a device class the schema does not name");
+            c->devices |= 1u << k;
+        }
+    }
+    if ((o = cc_get(t, "deals_only")) != NULL) {
+        if (o->type != MSGPACK_OBJECT_BOOLEAN)
+            return cc_fail(x, "/targeting/deals_only", "must be a boolean");
+        c->deals_only = o->via.boolean;
+    }
+    return cc_dayparting(x, cc_get(t, "dayparting"), c);
+}
+
+static int cc_money(struct cc_ctx *x, const msgpack_object *parent, const char *member, uint64_t max,
+                    const char *ptr, int64_t *ret)
+{
+    const msgpack_object *o = cc_get(parent, member);
+    uint64_t v = 0;
+    int rc;
+
+    *ret = 0;
+    if (o == NULL)
+        return 0;
+    if ((rc = cc_uint(x, o, 1, max, ptr, &v)) != 0)
+        return rc;
+    *ret = (int64_t)v;
+    return 0;
+}
+
+static int cc_caps(struct cc_ctx *x, const msgpack_object *o, struct cidx_camp *c)
+{
+    static const char *const names[] = {"per_hour", "per_day", "lifetime"};
+    uint32_t *dst[] = {&c->cap_hour, &c->cap_day, &c->cap_lifetime};
+    int rc;
+
+    if (o == NULL)
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t v = 0;
+        if (cc_get(o, names[i]) == NULL)
+            continue;
+        if ((rc = cc_uint(x, cc_get(o, names[i]), 1, 1000000, "/frequency_caps", &v)) != 0)
+            return rc;
+        *dst[i] = (uint32_t)v;
+    }
+    return 0;
+}
+
+static int cc_parse(struct cc_ctx *x, const msgpack_object *doc, struct cidx_camp *c)
+{
+    static const char *const statuses[] = {"draft", "active", "paused", "archived"};
+    static const char *const strategies[] = {"max_cpm", "target_cpc", "target_cpa"};
+    static const char *const pacings[] = {"even", "asap"};
+    const msgpack_object *flight, *bid, *o;
+    uint64_t v = 0;
+    int k, rc;
+
+    if (doc == NULL || doc->type != MSGPACK_OBJECT_MAP)
+        return cc_fail(x, "", "must be an object");
+    if ((rc = cc_fixed(x, cc_get(doc, "id"), CIDX_ID_MAX, "/id", c->id)) != 0 ||
+        (rc = cc_fixed(x, cc_get(doc, "advertiser"), CIDX_ID_MAX, "/advertiser", c->advertiser)) != 0 ||
+        (rc = cc_fixed(x, cc_get(doc, "currency"), 3, "/currency", c->currency)) != 0)
+        return rc;
+    if ((k = cc_enum(cc_get(doc, "status"), statuses, 4)) < 0)
+        return cc_fail(x, "/status", "must be draft, active, paused or archived");
+    c->status = (enum cidx_status)k;
+
+    flight = cc_get(doc, "flight");
+    if ((rc = cc_uint(x, cc_get(flight, "start"), 0, CC_TIME_MAX, "/flight/start", &v)) != 0)
+        return rc;
+    c->flight_start = (int64_t)v;
+    c->flight_end = CIDX_NO_END;
+    if ((o = cc_get(flight, "end")) != NULL) {
+        if ((rc = cc_uint(x, o, 0, CC_TIME_MAX, "/flight/end", &v)) != 0)
+            return rc;
+        c->flight_end = (int64_t)v;
+    }
+    if ((rc = cc_fixed(x, cc_get(flight, "time_zone"), CIDX_TZ_MAX, "/flight/time_zone", c->time_zone)) != 0)
+        return rc;
+
+    bid = cc_get(doc, "bid");
+    if ((k = cc_enum(cc_get(bid, "strategy"), strategies, 3)) < 0)
+        return cc_fail(x, "/bid/strategy", "must be max_cpm, target_cpc or target_cpa");
+    c->strategy = (enum cidx_strategy)k;
+    if ((rc = cc_uint(x, cc_get(bid, "amount_micros"), 1, 1000000000000ull, "/bid/amount_micros", &v)) != 0)
+        return rc;
+    c->bid_micros = (int64_t)v;
+    if ((rc = cc_money(x, bid, "ceiling_cpm_micros", 1000000000000ull, "/bid/ceiling_cpm_micros",
+                       &c->ceiling_cpm_micros)) != 0)
+        return rc;
+    if ((k = cc_enum(cc_get(doc, "pacing"), pacings, 2)) < 0)
+        return cc_fail(x, "/pacing", "must be even or asap");
+    c->pacing = (enum cidx_pacing)k;
+    o = cc_get(doc, "budget");
+    if ((rc = cc_money(x, o, "daily_micros", 1000000000000000ull, "/budget/daily_micros",
+                       &c->daily_budget_micros)) != 0 ||
+        (rc = cc_money(x, o, "total_micros", 1000000000000000ull, "/budget/total_micros",
+                       &c->total_budget_micros)) != 0)
+        return rc;
+    if ((rc = cc_caps(x, cc_get(doc, "frequency_caps"), c)) != 0)
+        return rc;
+    if ((rc = cc_list(x, cc_get(doc, "adomain"), CC_MAX_ADOMAIN, CIDX_DOMAIN_MAX, CC_LOWER, "/adomain",
+                      &c->adomain)) != 0)
+        return rc;
+    if ((o = cc_get(doc, "creative_categories")) != NULL &&
+        ((rc = cc_taxonomy(x, cc_get(o, "taxonomy"), "/creative_categories/taxonomy", &c->creative_taxonomy)) != 0 ||
+         (rc = cc_list(x, cc_get(o, "ids"), CC_MAX_CREATIVE_CATS, CIDX_CATEGORY_MAX, CC_AS_IS,
+                       "/creative_categories/ids", &c->creative_categories)) != 0))
+        return rc;
+    if ((o = cc_get(doc, "creatives")) == NULL || o->type != MSGPACK_OBJECT_MAP)
+        return cc_fail(x, "/creatives", "must be an object");
+    if ((rc = cc_targeting(x, cc_get(doc, "targeting"), c)) != 0)
+        return rc;
+    return cc_formats(x, cc_get(doc, "targeting"), o, c);
+}
+
+int cidx_camp_from_doc(const msgpack_object *doc, struct cidx_camp **ret, struct ads_diag *ret_diag)
+{
+    struct cc_ctx x = {NULL, 0, ret_diag};
+    struct cidx_camp scratch, *c;
+    int rc;
+
+    memset(&scratch, 0, sizeof(scratch));
+    if ((rc = cc_parse(&x, doc, &scratch)) != 0)
+        return rc;
+    c = calloc(1, sizeof(*c) + x.used);
+    if (c == NULL)
+        return ADS_ENOMEM;
+    /* The arena starts right after the struct, whose alignment suits every
+     * allocation the walk makes (pointers and bytes). */
+    x = (struct cc_ctx){(char *)(c + 1), 0, ret_diag};
+    if ((rc = cc_parse(&x, doc, c)) != 0) {
+        free(c);
+        return rc;
+    }
+    *ret = c;
+    return 0;
+}
+
+void cidx_camp_free(struct cidx_camp *c)
+{
+    free(c);
+}
+
+/* ==== the index ====
+ *
+ * Every targeting dimension is a set of values, each mapped to the campaigns
+ * that list it; the query looks up the request's values and combines the
+ * campaign sets of all dimensions in one pass over the words of the result.
+ * All values of all dimensions live in one open-addressing hash table, the
+ * key being the dimension's byte followed by the normalised value.
+ *
+ * A value's campaigns are stored as a bitset (one bit per campaign) when it
+ * has at least `threshold` of them, else as a sorted list of campaign
+ * numbers. The threshold is half the number of words of a bitset, so a
+ * bitset never takes more than 16 bytes per campaign in it (memory stays
+ * linear in what the campaigns list) and a list never takes longer to merge
+ * than a bitset would.
+ *
+ * Per dimension one more bitset: for include dimensions the campaigns that do
+ * not restrict it, for exclude dimensions the campaigns that have a list.
+ *
+ * Time: flight and dayparting are folded into one bitset per 15-minute slot
+ * of the week that starts at the build's slot ("slot sets", consecutive equal
+ * ones shared), each computed with the zone offset at that slot's start, so
+ * DST changes inside the week are already accounted for. The index is exact
+ * until the next flight start or end or the end of that week (valid_until). */
+
+enum ix_dim {
+    /* include dimensions, in the order the query applies them: the most
+     * selective first, so that a word of the result that becomes 0 early
+     * skips the rest */
+    D_FORMAT,
+    D_COUNTRY,
+    D_DEVICE,
+    D_LANG,
+    D_OS,
+    D_REGION,
+    D_DEAL,
+    D_SEG_INC,
+    D_CAT_INC,
+    D_DOM_ALLOW,
+    D_BUN_ALLOW,
+    /* exclude dimensions */
+    D_SEG_EXC,
+    D_CAT_EXC,
+    D_DOM_BLOCK,
+    D_BUN_BLOCK,
+    D_N
+};
+#define D_FIRST_EXCLUDE D_SEG_EXC
+
+/* Format keys: a tag, then width and height (2 bytes each) where given. */
+#define FK_BANNER 'B'
+#define FK_NATIVE 'N'
+#define FK_VIDEO_ANY 'V'
+#define FK_VIDEO_SIZE 'W'
+
+#define IX_KEY_MAX (2 + CIDX_DOMAIN_MAX) /* dimension byte, taxonomy byte, value */
+
+struct ix_entry {
+    uint64_t hash;
+    uint32_t key_off, key_len; /* in keys[] */
+    uint32_t count;            /* campaigns */
+    uint32_t off;              /* dense: first word in dense[]; sparse: first index in sparse[] */
+    uint32_t last, fill;       /* build only: last campaign counted + 1, entries written */
+};
+
+struct ix_slot {
+    uint32_t hash32;
+    uint32_t entry; /* index + 1; 0 = empty */
+};
+
+struct cidx {
+    int64_t built_at, valid_until, slot0;
+    uint32_t n, threshold;
+    size_t nwords;
+    struct cidx_camp **camps;
+    struct tz **zones;
+    uint32_t nzones;
+    struct ix_slot *table;
+    uint32_t mask;
+    struct ix_entry *entries;
+    uint32_t nentries, entries_cap;
+    char *keys;
+    size_t keys_len, keys_cap;
+    uint64_t *dense;
+    uint32_t *sparse;
+    uint64_t *other; /* D_N bitsets */
+    uint32_t restricted[D_N];
+    uint64_t *present; /* every campaign of the index */
+    uint64_t *slot_sets;
+    uint16_t slot_map[CIDX_WINDOW_SLOTS];
+    struct cidx_stats stats;
+    uint64_t seed;
+};
+
+struct cidx_builder {
+    struct cidx_camp **v;
+    uint32_t n, cap;
+    uint32_t dropped_inactive;
+};
+
+static int64_t ix_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* A fast hash of short keys, 8 bytes at a time, seeded per index so that
+ * collisions cannot be prepared in advance. */
+static uint64_t ix_hash(uint64_t seed, const unsigned char *p, size_t n)
+{
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        uint64_t v = 0;
+        memcpy(&v, p, n);
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return h;
+}
+
+static const struct ix_entry *ix_find(const struct cidx *ix, const unsigned char *key, size_t len)
+{
+    uint64_t h = ix_hash(ix->seed, key, len);
+    uint32_t i = (uint32_t)h & ix->mask;
+
+    if (ix->table == NULL)
+        return NULL;
+    for (;;) {
+        const struct ix_slot *s = &ix->table[i];
+        if (s->entry == 0)
+            return NULL;
+        if (s->hash32 == (uint32_t)(h >> 32)) {
+            const struct ix_entry *e = &ix->entries[s->entry - 1];
+            if (e->hash == h && e->key_len == len && memcmp(ix->keys + e->key_off, key, len) == 0)
+                return e;
+        }
+        i = (i + 1) & ix->mask;
+    }
+}
+
+/* Day of the week (Monday = 0) * 24 + hour of the local time at @p t. */
+static unsigned ix_hour_of_week(const struct tz *z, int64_t t)
+{
+    int64_t local = t + tz_offset_at(z, t);
+    int64_t days = ix_floor_div(local, 86400);
+    int64_t dow = ((days + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday */
+    return (unsigned)(dow * 24 + (local - days * 86400) / 3600);
+}
+
+static bool ix_daypart_at(const struct cidx_camp *c, unsigned how)
+{
+    return (c->daypart[how / 64] >> (how % 64) & 1) != 0;
+}
+
+/* ---- the builder ---- */
+
+int cidx_builder_new(struct cidx_builder **ret)
+{
+    struct cidx_builder *b = calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        return ADS_ENOMEM;
+    *ret = b;
+    return 0;
+}
+
+void cidx_builder_free(struct cidx_builder *b)
+{
+    if (b == NULL)
+        return;
+    for (uint32_t i = 0; i < b->n; i++)
+        cidx_camp_free(b->v[i]);
+    free(b->v);
+    free(b);
+}
+
+int cidx_builder_add(struct cidx_builder *b, struct cidx_camp *c)
+{
+    if (c->status != CIDX_ACTIVE) {
+        b->dropped_inactive++;
+        cidx_camp_free(c);
+        return 0;
+    }
+    if (b->n >= CIDX_MAX_CAMPAIGNS) {
+        cidx_camp_free(c);
+        return ADS_EINVAL;
+    }
+    if (b->n == b->cap) {
+        uint32_t cap = b->cap == 0 ? 64 : b->cap * 2;
+        struct cidx_camp **v = realloc(b->v, sizeof(*v) * cap);
+        if (v == NULL) {
+            cidx_camp_free(c);
+            return ADS_ENOMEM;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = c;
+    return 0;
+}
+
+/* ---- compiling ---- */
+
+struct ix_zone {
+    const char *name;
+    struct tz *tz; /* NULL: not loadable */
+    uint8_t how[CIDX_WINDOW_SLOTS];
+};
+
+struct ix_build {
+    struct cidx *ix;
+    struct ix_zone *zones;
+    uint32_t nzones;
+    uint32_t *ztable; /* zone index + 1, by name hash */
+    uint32_t tsize;
+    uint32_t *zone_of;   /* per record added */
+    uint32_t *kept_zone; /* per campaign of the index */
+    int pass;          /* 1: count, 2: fill */
+    int rc;
+};
+
+static int ix_table_grow(struct cidx *ix)
+{
+    uint32_t size = ix->table == NULL ? 1024 : (ix->mask + 1) * 2;
+    struct ix_slot *t = calloc(size, sizeof(*t));
+
+    if (t == NULL)
+        return ADS_ENOMEM;
+    for (uint32_t e = 0; e < ix->nentries; e++) {
+        uint32_t i = (uint32_t)ix->entries[e].hash & (size - 1);
+        while (t[i].entry != 0)
+            i = (i + 1) & (size - 1);
+        t[i] = (struct ix_slot){(uint32_t)(ix->entries[e].hash >> 32), e + 1};
+    }
+    free(ix->table);
+    ix->table = t;
+    ix->mask = size - 1;
+    return 0;
+}
+
+static struct ix_entry *ix_insert(struct cidx *ix, const unsigned char *key, size_t len)
+{
+    struct ix_entry *e = (struct ix_entry *)ix_find(ix, key, len);
+    uint64_t h;
+    uint32_t i;
+
+    if (e != NULL)
+        return e;
+    /* Load factor at most one half: lookups of absent keys, the common case
+     * on the bid path, stay short. */
+    if ((ix->nentries + 1) * 2 > ix->mask + 1 && ix_table_grow(ix) != 0)
+        return NULL;
+    if (ix->nentries == ix->entries_cap) {
+        uint32_t cap = ix->entries_cap == 0 ? 1024 : ix->entries_cap * 2;
+        struct ix_entry *v = realloc(ix->entries, sizeof(*v) * cap);
+        if (v == NULL)
+            return NULL;
+        ix->entries = v;
+        ix->entries_cap = cap;
+    }
+    if (ix->keys_len + len > ix->keys_cap) {
+        size_t cap = ix->keys_cap == 0 ? 65536 : ix->keys_cap * 2;
+        char *k;
+        while (cap < ix->keys_len + len)
+            cap *= 2;
+        if ((k = realloc(ix->keys, cap)) == NULL)
+            return NULL;
+        ix->keys = k;
+        ix->keys_cap = cap;
+    }
+    h = ix_hash(ix->seed, key, len);
+    e = &ix->entries[ix->nentries];
+    *e = (struct ix_entry){h, (uint32_t)ix->keys_len, (uint32_t)len, 0, 0, 0, 0};
+    memcpy(ix->keys + ix->keys_len, key, len);
+    ix->keys_len += len;
+    i = (uint32_t)h & ix->mask;
+    while (ix->table[i].entry != 0)
+        i = (i + 1) & ix->mask;
+    ix->table[i] = (struct ix_slot){(uint32_t)(h >> 32), ++ix->nentries};
+    return e;
+}
+
+/* Records that campaign @p ci lists value @p val in dimension @p dim. */
+static void ix_key(struct ix_build *bd, enum ix_dim dim, uint8_t tax, const char *val, size_t len, uint32_t ci)
+{
+    struct cidx *ix = bd->ix;
+    unsigned char key[IX_KEY_MAX];
+    struct ix_entry *e;
+    size_t n = 0;
+
+    if (bd->rc != 0 || len > CIDX_DOMAIN_MAX)
+        return;
+    key[n++] = (unsigned char)dim;
+    if (tax != 0)
+        key[n++] = tax;
+    memcpy(key + n, val, len);
+    n += len;
+    if (bd->pass == 1) {
+        if ((e = ix_insert(ix, key, n)) == NULL) {
+            bd->rc = ADS_ENOMEM;
+            return;
+        }
+        if (e->last != ci + 1) {
+            e->last = ci + 1;
+            e->count++;
+        }
+        return;
+    }
+    e = (struct ix_entry *)ix_find(ix, key, n);
+    if (e->last == ci + 1)
+        return; /* the campaign listed the value twice */
+    e->last = ci + 1;
+    if (e->count >= ix->threshold)
+        ix->dense[e->off + ci / 64] |= 1ull << (ci % 64);
+    else
+        ix->sparse[e->off + e->fill++] = ci;
+}
+
+static void ix_keys_list(struct ix_build *bd, enum ix_dim dim, uint8_t tax, const struct cidx_list *l, uint32_t ci)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        ix_key(bd, dim, tax, l->v[i].ptr, l->v[i].len, ci);
+}
+
+static void ix_key_size(struct ix_build *bd, char tag, struct cidx_size s, uint32_t ci)
+{
+    char k[5] = {tag, (char)(s.w >> 8), (char)(s.w & 0xff), (char)(s.h >> 8), (char)(s.h & 0xff)};
+    ix_key(bd, D_FORMAT, 0, k, 5, ci);
+}
+
+static void ix_other(struct cidx *ix, enum ix_dim d, uint32_t ci)
+{
+    ix->other[(size_t)d * ix->nwords + ci / 64] |= 1ull << (ci % 64);
+}
+
+/* Include dimension: a list restricts it, no list leaves the campaign in the
+ * dimension's "unrestricted" set. */
+static void ix_include(struct ix_build *bd, enum ix_dim d, uint8_t tax, const struct cidx_list *l, uint32_t ci)
+{
+    if (l->n == 0) {
+        if (bd->pass == 2)
+            ix_other(bd->ix, d, ci);
+        return;
+    }
+    if (bd->pass == 2)
+        bd->ix->restricted[d]++;
+    ix_keys_list(bd, d, tax, l, ci);
+}
+
+/* Exclude dimension: the "other" set is the campaigns with a list. */
+static void ix_exclude(struct ix_build *bd, enum ix_dim d, uint8_t tax, const struct cidx_list *l, uint32_t ci)
+{
+    if (l->n == 0)
+        return;
+    if (bd->pass == 2) {
+        ix_other(bd->ix, d, ci);
+        bd->ix->restricted[d]++;
+    }
+    ix_keys_list(bd, d, tax, l, ci);
+}
+
+static void ix_campaign_keys(struct ix_build *bd, const struct cidx_camp *c, uint32_t ci)
+{
+    static const char *const devices[] = {"phone", "tablet", "desktop", "ctv", "other"};
+    uint8_t tax = (uint8_t)c->cat_taxonomy;
+
+    ix_include(bd, D_COUNTRY, 0, &c->countries, ci);
+    ix_include(bd, D_REGION, 0, &c->regions, ci);
+    ix_include(bd, D_OS, 0, &c->os, ci);
+    ix_include(bd, D_LANG, 0, &c->languages, ci);
+    ix_include(bd, D_CAT_INC, tax, &c->cat_include, ci);
+    ix_include(bd, D_DOM_ALLOW, 0, &c->domain_allow, ci);
+    ix_include(bd, D_BUN_ALLOW, 0, &c->bundle_allow, ci);
+    ix_include(bd, D_SEG_INC, 0, &c->seg_include, ci);
+    ix_exclude(bd, D_CAT_EXC, tax, &c->cat_exclude, ci);
+    ix_exclude(bd, D_DOM_BLOCK, 0, &c->domain_block, ci);
+    ix_exclude(bd, D_BUN_BLOCK, 0, &c->bundle_block, ci);
+    ix_exclude(bd, D_SEG_EXC, 0, &c->seg_exclude, ci);
+
+    if (c->devices == 0) {
+        if (bd->pass == 2)
+            ix_other(bd->ix, D_DEVICE, ci);
+    } else {
+        if (bd->pass == 2)
+            bd->ix->restricted[D_DEVICE]++;
+        for (int k = 0; k < 5; k++) {
+            if ((c->devices & (1u << k)) != 0)
+                ix_key(bd, D_DEVICE, 0, devices[k], strlen(devices[k]), ci);
+        }
+    }
+
+    /* Deals: every listed deal is a key (a deal may raise the price later);
+     * only deals_only campaigns are restricted. */
+    if (bd->pass == 2 && !c->deals_only)
+        ix_other(bd->ix, D_DEAL, ci);
+    if (bd->pass == 2 && c->deals_only)
+        bd->ix->restricted[D_DEAL]++;
+    ix_keys_list(bd, D_DEAL, 0, &c->deals, ci);
+
+    /* Formats: every campaign is restricted (it bids on some formats only). */
+    if (bd->pass == 2)
+        bd->ix->restricted[D_FORMAT]++;
+    if ((c->formats & CIDX_FMT_BANNER) != 0) {
+        for (uint32_t i = 0; i < c->nsizes; i++)
+            ix_key_size(bd, FK_BANNER, c->sizes[i], ci);
+    }
+    if ((c->formats & CIDX_FMT_NATIVE) != 0) {
+        char k = FK_NATIVE;
+        ix_key(bd, D_FORMAT, 0, &k, 1, ci);
+    }
+    if ((c->formats & CIDX_FMT_VIDEO) != 0) {
+        if (!c->sizes_listed) {
+            char k = FK_VIDEO_ANY;
+            ix_key(bd, D_FORMAT, 0, &k, 1, ci);
+        } else {
+            for (uint32_t i = 0; i < c->nsizes; i++)
+                ix_key_size(bd, FK_VIDEO_SIZE, c->sizes[i], ci);
+        }
+    }
+}
+
+static int ix_zone_table_grow(struct ix_build *bd)
+{
+    uint32_t size = bd->tsize == 0 ? 256 : bd->tsize * 2;
+    uint32_t *t = calloc(size, sizeof(*t));
+
+    if (t == NULL)
+        return ADS_ENOMEM;
+    for (uint32_t z = 0; z < bd->nzones; z++) {
+        const char *name = bd->zones[z].name;
+        uint32_t h = (uint32_t)ix_hash(0, (const unsigned char *)name, strlen(name)) & (size - 1);
+        while (t[h] != 0)
+            h = (h + 1) & (size - 1);
+        t[h] = z + 1;
+    }
+    free(bd->ztable);
+    bd->ztable = t;
+    bd->tsize = size;
+    return 0;
+}
+
+/* Loads each distinct zone once, with its hour of the week at every slot of
+ * the window. zone_of[i] is the zone of record i. */
+static int ix_load_zones(struct ix_build *bd, const struct cidx_builder *b)
+{
+    uint32_t cap = 0;
+    int rc;
+
+    if ((bd->zone_of = calloc(b->n + 1, sizeof(*bd->zone_of))) == NULL || (rc = ix_zone_table_grow(bd)) != 0)
+        return ADS_ENOMEM;
+    for (uint32_t i = 0; i < b->n; i++) {
+        const char *name = b->v[i]->time_zone;
+        uint32_t h = (uint32_t)ix_hash(0, (const unsigned char *)name, strlen(name)) & (bd->tsize - 1);
+        struct ix_zone *z;
+        while (bd->ztable[h] != 0 && strcmp(bd->zones[bd->ztable[h] - 1].name, name) != 0)
+            h = (h + 1) & (bd->tsize - 1);
+        if (bd->ztable[h] != 0) {
+            bd->zone_of[i] = bd->ztable[h] - 1;
+            continue;
+        }
+        if (bd->nzones == cap) {
+            uint32_t ncap = cap == 0 ? 64 : cap * 2;
+            struct ix_zone *v = realloc(bd->zones, sizeof(*v) * ncap);
+            if (v == NULL)
+                return ADS_ENOMEM;
+            bd->zones = v;
+            cap = ncap;
+        }
+        z = &bd->zones[bd->nzones];
+        memset(z, 0, sizeof(*z));
+        z->name = name;
+        rc = tz_load(name, &z->tz);
+        if (rc == ADS_ENOMEM)
+            return rc;
+        if (rc != 0)
+            z->tz = NULL; /* unknown or malformed: its campaigns are dropped */
+        if (z->tz != NULL) {
+            for (uint32_t k = 0; k < CIDX_WINDOW_SLOTS; k++)
+                z->how[k] = (uint8_t)ix_hour_of_week(z->tz, (bd->ix->slot0 + k) * CIDX_SLOT_SECONDS);
+        }
+        bd->zone_of[i] = bd->nzones++;
+        if (bd->nzones * 2 > bd->tsize) {
+            if (ix_zone_table_grow(bd) != 0)
+                return ADS_ENOMEM;
+        } else {
+            bd->ztable[h] = bd->nzones;
+        }
+    }
+    return 0;
+}
+
+static void ix_build_done(struct ix_build *bd)
+{
+    for (uint32_t z = 0; z < bd->nzones; z++)
+        tz_free(bd->zones[z].tz);
+    free(bd->zones);
+    free(bd->ztable);
+    free(bd->zone_of);
+    free(bd->kept_zone);
+}
+
+static int ix_slot_sets(struct cidx *ix, const struct ix_build *bd)
+{
+    size_t nw = ix->nwords;
+    uint64_t *base = calloc(nw + 1, sizeof(*base));
+    uint32_t *dayparted = malloc(sizeof(*dayparted) * (ix->n + 1));
+    uint32_t nd = 0, nsets = 0;
+    int64_t now = ix->built_at;
+
+    ix->slot_sets = malloc(sizeof(uint64_t) * (nw + 1) * CIDX_WINDOW_SLOTS);
+    if (base == NULL || dayparted == NULL || ix->slot_sets == NULL) {
+        free(base);
+        free(dayparted);
+        return ADS_ENOMEM;
+    }
+    for (uint32_t i = 0; i < ix->n; i++) {
+        const struct cidx_camp *c = ix->camps[i];
+        if (now < c->flight_start || now >= c->flight_end)
+            continue;
+        if (c->has_daypart)
+            dayparted[nd++] = i;
+        else
+            base[i / 64] |= 1ull << (i % 64);
+    }
+    for (uint32_t k = 0; k < CIDX_WINDOW_SLOTS; k++) {
+        uint64_t *set = ix->slot_sets + (size_t)nsets * nw;
+        memcpy(set, base, nw * sizeof(*set));
+        for (uint32_t j = 0; j < nd; j++) {
+            uint32_t i = dayparted[j];
+            if (ix_daypart_at(ix->camps[i], bd->zones[bd->kept_zone[i]].how[k]))
+                set[i / 64] |= 1ull << (i % 64);
+        }
+        if (nsets > 0 && memcmp(set, set - nw, nw * sizeof(*set)) == 0) {
+            ix->slot_map[k] = (uint16_t)(nsets - 1);
+        } else {
+            ix->slot_map[k] = (uint16_t)nsets;
+            nsets++;
+        }
+    }
+    free(base);
+    free(dayparted);
+    if (nsets < CIDX_WINDOW_SLOTS) {
+        uint64_t *shrunk = realloc(ix->slot_sets, sizeof(uint64_t) * (nw * nsets + 1));
+        if (shrunk != NULL)
+            ix->slot_sets = shrunk;
+    }
+    ix->stats.slot_sets = nsets;
+    ix->stats.bytes += sizeof(uint64_t) * nw * nsets;
+    return 0;
+}
+
+static uint64_t ix_seed(const void *p)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ix_hash((uint64_t)(uintptr_t)p, (const unsigned char *)&ts, sizeof(ts));
+}
+
+void cidx_free(struct cidx *ix)
+{
+    if (ix == NULL)
+        return;
+    for (uint32_t i = 0; i < ix->n; i++)
+        cidx_camp_free(ix->camps[i]);
+    for (uint32_t z = 0; z < ix->nzones; z++)
+        tz_free(ix->zones[z]);
+    free(ix->camps);
+    free(ix->zones);
+    free(ix->table);
+    free(ix->entries);
+    free(ix->keys);
+    free(ix->dense);
+    free(ix->sparse);
+    free(ix->other);
+    free(ix->present);
+    free(ix->slot_sets);
+    free(ix);
+}
+
+/* Points the index at the records whose zone loaded (borrowed until the
+ * build succeeds) and moves the loaded zones into it. */
+static int ix_collect(struct cidx *ix, struct ix_build *bd, const struct cidx_builder *b)
+{
+    bd->kept_zone = malloc(sizeof(*bd->kept_zone) * (b->n + 1));
+    ix->camps = malloc(sizeof(*ix->camps) * (b->n + 1));
+    ix->zones = malloc(sizeof(*ix->zones) * (bd->nzones + 1));
+    if (bd->kept_zone == NULL || ix->camps == NULL || ix->zones == NULL)
+        return ADS_ENOMEM;
+    for (uint32_t z = 0; z < bd->nzones; z++) {
+        if (bd->zones[z].tz != NULL)
+            ix->zones[ix->nzones++] = bd->zones[z].tz;
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct cidx_camp *c = b->v[i];
+        uint32_t z = bd->zone_of[i];
+        if (bd->zones[z].tz == NULL) {
+            ix->stats.dropped_zone++;
+            continue;
+        }
+        c->zone = bd->zones[z].tz;
+        bd->kept_zone[ix->n] = z;
+        ix->camps[ix->n++] = c;
+    }
+    for (uint32_t z = 0; z < bd->nzones; z++)
+        bd->zones[z].tz = NULL; /* the index owns them */
+    return 0;
+}
+
+static int ix_compile(struct cidx *ix, struct ix_build *bd)
+{
+    size_t nw = ix->nwords, ndense = 0, nsparse = 0;
+
+    bd->ix = ix;
+    bd->pass = 1;
+    for (uint32_t i = 0; i < ix->n && bd->rc == 0; i++)
+        ix_campaign_keys(bd, ix->camps[i], i);
+    if (bd->rc != 0)
+        return bd->rc;
+    for (uint32_t e = 0; e < ix->nentries; e++) {
+        struct ix_entry *en = &ix->entries[e];
+        if (en->count >= ix->threshold) {
+            en->off = (uint32_t)ndense;
+            ndense += nw;
+            ix->stats.dense++;
+        } else {
+            en->off = (uint32_t)nsparse;
+            nsparse += en->count;
+            ix->stats.sparse++;
+        }
+        en->last = 0;
+    }
+    if (ndense > UINT32_MAX || nsparse > UINT32_MAX)
+        return ADS_ENOMEM;
+    ix->dense = calloc(ndense + 1, sizeof(*ix->dense));
+    ix->sparse = malloc(sizeof(*ix->sparse) * (nsparse + 1));
+    ix->other = calloc((size_t)D_N * nw + 1, sizeof(*ix->other));
+    ix->present = calloc(nw + 1, sizeof(*ix->present));
+    if (ix->dense == NULL || ix->sparse == NULL || ix->other == NULL || ix->present == NULL)
+        return ADS_ENOMEM;
+    bd->pass = 2;
+    for (uint32_t i = 0; i < ix->n; i++) {
+        ix_campaign_keys(bd, ix->camps[i], i);
+        ix->present[i / 64] |= 1ull << (i % 64);
+    }
+    ix->stats.keys = ix->nentries;
+    ix->stats.bytes += sizeof(uint64_t) * (ndense + (size_t)D_N * nw + nw) + sizeof(uint32_t) * nsparse +
+                       sizeof(struct ix_entry) * ix->nentries + sizeof(struct ix_slot) * (ix->mask + 1) +
+                       ix->keys_len;
+    return 0;
+}
+
+int cidx_build(struct cidx_builder *b, int64_t now, struct cidx **ret)
+{
+    struct ix_build bd;
+    struct cidx *ix = calloc(1, sizeof(*ix));
+    int rc;
+
+    memset(&bd, 0, sizeof(bd));
+    if (ix == NULL)
+        return ADS_ENOMEM;
+    ix->built_at = now;
+    ix->slot0 = ix_floor_div(now, CIDX_SLOT_SECONDS);
+    ix->seed = ix_seed(ix);
+    bd.ix = ix;
+    if ((rc = ix_load_zones(&bd, b)) == 0 && (rc = ix_collect(ix, &bd, b)) == 0) {
+        ix->nwords = (ix->n + 63) / 64;
+        ix->threshold = (uint32_t)(ix->nwords / 2 > 4 ? ix->nwords / 2 : 4);
+        ix->stats.campaigns = ix->n;
+        if ((rc = ix_compile(ix, &bd)) == 0)
+            rc = ix_slot_sets(ix, &bd);
+    }
+    ix_build_done(&bd);
+    if (rc != 0) {
+        /* The records stay the builder's, as they were. */
+        for (uint32_t i = 0; i < ix->n; i++)
+            ix->camps[i]->zone = NULL;
+        ix->n = 0;
+        cidx_free(ix);
+        return rc;
+    }
+    /* Success: the index owns the records it kept; the others go. */
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->v[i]->zone == NULL)
+            cidx_camp_free(b->v[i]);
+    }
+    ix->stats.zones = ix->nzones;
+    ix->stats.dropped_inactive = b->dropped_inactive;
+    b->n = 0;
+    b->dropped_inactive = 0;
+    ix->valid_until = (ix->slot0 + CIDX_WINDOW_SLOTS) * CIDX_SLOT_SECONDS;
+    for (uint32_t i = 0; i < ix->n; i++) {
+        const struct cidx_camp *c = ix->camps[i];
+        if (c->flight_start > now && c->flight_start < ix->valid_until)
+            ix->valid_until = c->flight_start;
+        if (c->flight_end > now && c->flight_end < ix->valid_until)
+            ix->valid_until = c->flight_end;
+    }
+    ix->stats.bytes += sizeof(*ix) + sizeof(*ix->camps) * ix->n;
+    *ret = ix;
+    return 0;
+}
+
+void cidx_stats(const struct cidx *ix, struct cidx_stats *ret)
+{
+    *ret = ix->stats;
+}
+
+uint32_t cidx_count(const struct cidx *ix)
+{
+    return ix->n;
+}
+
+size_t cidx_words(const struct cidx *ix)
+{
+    return ix->nwords;
+}
+
+const struct cidx_camp *cidx_camp(const struct cidx *ix, uint32_t i)
+{
+    return i < ix->n ? ix->camps[i] : NULL;
+}
+
+int64_t cidx_built_at(const struct cidx *ix)
+{
+    return ix->built_at;
+}
+
+int64_t cidx_valid_until(const struct cidx *ix)
+{
+    return ix->valid_until;
+}
+
+/* ==== the query ====
+ *
+ * The request's values are looked up first; each hit becomes a "term" (a
+ * bitset, or a sorted list of campaign numbers walked with a cursor) of its
+ * dimension. Then one pass over the words of the result ANDs, per word, the
+ * OR of each dimension's terms (or its complement, for exclusions), stopping
+ * at the first dimension that leaves the word empty. Everything lives on the
+ * stack; the number of terms is bounded by the request limits below. */
+
+#define Q_DENSE UINT32_MAX
+
+struct q_term {
+    const void *p; /* uint64_t bitset, or uint32_t campaign numbers */
+    uint32_t n;    /* Q_DENSE, or the length of the list */
+    uint32_t cur;
+};
+
+/* Terms one query can produce: per dimension its "other" set plus one hit
+ * per value looked up (os: a prefix per word boundary in CIDX_OS_MAX bytes;
+ * language: per subtag; domain: per label). */
+#define Q_MAX_TERMS                                                                                                    \
+    (D_N + (CIDX_Q_MAX_SIZES + 3) + 1 + 1 + (CIDX_LANGUAGE_MAX / 2 + 1) + (CIDX_OS_MAX + 1) + 1 + CIDX_Q_MAX_DEALS +   \
+     2 * CIDX_Q_MAX_SEGMENTS + 2 * CIDX_Q_MAX_CATEGORIES + 2 * (CIDX_DOMAIN_MAX / 2 + 1) + 2)
+
+struct q_dim {
+    uint16_t first, nterms;
+    bool exclude;
+};
+
+struct q_ctx {
+    const struct cidx *ix;
+    uint32_t nterms, ndims;
+    struct q_dim dims[D_N];
+    struct q_term terms[Q_MAX_TERMS];
+    unsigned char key[IX_KEY_MAX];
+};
+
+static void q_term_bits(struct q_ctx *qc, const uint64_t *bits)
+{
+    if (qc->nterms < Q_MAX_TERMS) {
+        qc->terms[qc->nterms++] = (struct q_term){bits, Q_DENSE, 0};
+        qc->dims[qc->ndims - 1].nterms++;
+    }
+}
+
+static void q_dim_begin(struct q_ctx *qc, enum ix_dim d, bool with_other)
+{
+    struct q_dim *qd = &qc->dims[qc->ndims++];
+
+    qd->first = (uint16_t)qc->nterms;
+    qd->nterms = 0;
+    qd->exclude = d >= D_FIRST_EXCLUDE;
+    if (with_other)
+        q_term_bits(qc, qc->ix->other + (size_t)d * qc->ix->nwords);
+}
+
+/* Drops a dimension that ended up without terms: an exclusion that matched
+ * nothing. (An include dimension always keeps its "other" set.) */
+static void q_dim_end(struct q_ctx *qc)
+{
+    if (qc->dims[qc->ndims - 1].nterms == 0)
+        qc->ndims--;
+}
+
+/* Looks up value @p val of dimension @p d and adds the hit, if any, as a term. */
+static void q_lookup(struct q_ctx *qc, enum ix_dim d, uint8_t tax, const char *val, size_t len)
+{
+    const struct ix_entry *e;
+    size_t n = 0;
+
+    if (len == 0 || len > CIDX_DOMAIN_MAX)
+        return;
+    qc->key[n++] = (unsigned char)d;
+    if (tax != 0)
+        qc->key[n++] = tax;
+    memcpy(qc->key + n, val, len);
+    n += len;
+    if ((e = ix_find(qc->ix, qc->key, n)) == NULL || e->count == 0)
+        return;
+    if (qc->nterms >= Q_MAX_TERMS)
+        return; /* cannot happen: Q_MAX_TERMS bounds every lookup a query makes */
+    if (e->count >= qc->ix->threshold)
+        qc->terms[qc->nterms++] = (struct q_term){qc->ix->dense + e->off, Q_DENSE, 0};
+    else
+        qc->terms[qc->nterms++] = (struct q_term){qc->ix->sparse + e->off, e->count, 0};
+    qc->dims[qc->ndims - 1].nterms++;
+}
+
+/* Copies @p s folded to case into @p dst (cap bytes); 0 when it does not fit. */
+static size_t q_fold(char *dst, size_t cap, struct cidx_str s, enum cc_fold fold)
+{
+    if (s.ptr == NULL || s.len == 0 || s.len > cap)
+        return 0;
+    for (size_t i = 0; i < s.len; i++)
+        dst[i] = cc_fold_char(s.ptr[i], fold);
+    return s.len;
+}
+
+static bool q_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static void q_simple(struct q_ctx *qc, enum ix_dim d, struct cidx_str v, size_t max, enum cc_fold fold)
+{
+    char buf[CIDX_BUNDLE_MAX];
+    size_t n;
+
+    q_dim_begin(qc, d, true);
+    if ((n = q_fold(buf, max, v, fold)) > 0)
+        q_lookup(qc, d, 0, buf, n);
+}
+
+static void q_region(struct q_ctx *qc, const struct cidx_query *q)
+{
+    char buf[CIDX_REGION_MAX];
+    char cc[CIDX_COUNTRY_MAX];
+    size_t n = 0, nc;
+
+    q_dim_begin(qc, D_REGION, true);
+    if (q->region.ptr == NULL || q->region.len == 0)
+        return;
+    if (memchr(q->region.ptr, '-', q->region.len) != NULL) {
+        n = q_fold(buf, sizeof(buf), q->region, CC_UPPER); /* already "US-TX" */
+    } else if ((nc = q_fold(cc, sizeof(cc), q->country, CC_UPPER)) == 2 && q->region.len <= CIDX_REGION_MAX - 3) {
+        memcpy(buf, cc, 2);
+        buf[2] = '-';
+        n = 3 + q_fold(buf + 3, sizeof(buf) - 3, q->region, CC_UPPER);
+    }
+    if (n > 0)
+        q_lookup(qc, D_REGION, 0, buf, n);
+}
+
+static void q_os(struct q_ctx *qc, const struct cidx_query *q)
+{
+    char buf[CIDX_OS_MAX + 1];
+    size_t n;
+
+    q_dim_begin(qc, D_OS, true);
+    if (q->os.ptr == NULL || q->os.len == 0)
+        return;
+    /* Only prefixes of up to CIDX_OS_MAX bytes can match, and one more byte
+     * tells whether a prefix ends at a word boundary. */
+    n = q->os.len < sizeof(buf) ? q->os.len : sizeof(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = cc_fold_char(q->os.ptr[i], CC_LOWER);
+    for (size_t k = 1; k <= n && k <= CIDX_OS_MAX; k++) {
+        if (k == q->os.len || !q_alnum(buf[k]))
+            q_lookup(qc, D_OS, 0, buf, k);
+    }
+}
+
+static void q_language(struct q_ctx *qc, const struct cidx_query *q)
+{
+    char buf[CIDX_LANGUAGE_MAX];
+    size_t n;
+
+    q_dim_begin(qc, D_LANG, true);
+    if (q->language.ptr == NULL || q->language.len == 0)
+        return;
+    n = q->language.len < sizeof(buf) ? q->language.len : sizeof(buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = q->language.ptr[i] == '_' ? '-' : cc_fold_char(q->language.ptr[i], CC_LOWER);
+    for (size_t k = 1; k <= n; k++) {
+        if (k == q->language.len || (k < n ? buf[k] == '-' : q->language.ptr[k] == '-' || q->language.ptr[k] == '_'))
+            q_lookup(qc, D_LANG, 0, buf, k);
+    }
+}
+
+static void q_list(struct q_ctx *qc, enum ix_dim d, uint8_t tax, const struct cidx_str *v, uint32_t n, uint32_t max)
+{
+    bool exclude = d >= D_FIRST_EXCLUDE;
+
+    if (exclude && qc->ix->restricted[d] == 0)
+        return;
+    q_dim_begin(qc, d, !exclude);
+    if (exclude && n > max) {
+        /* Too many to look up: every campaign with an exclusion here is out. */
+        q_term_bits(qc, qc->ix->other + (size_t)d * qc->ix->nwords);
+    } else {
+        for (uint32_t i = 0; i < n && i < max; i++) {
+            if (v[i].ptr != NULL)
+                q_lookup(qc, d, tax, v[i].ptr, v[i].len);
+        }
+    }
+    q_dim_end(qc);
+}
+
+/* Looks up the domain and each parent domain of at least two labels. */
+static void q_domain_suffixes(struct q_ctx *qc, enum ix_dim d, const char *buf, size_t n)
+{
+    size_t start = 0;
+
+    for (;;) {
+        const char *dot = memchr(buf + start, '.', n - start);
+        if (dot == NULL)
+            return; /* a single label is never a listed domain */
+        q_lookup(qc, d, 0, buf + start, n - start);
+        start = (size_t)(dot - buf) + 1;
+    }
+}
+
+static void q_domain(struct q_ctx *qc, const struct cidx_query *q)
+{
+    char buf[CIDX_DOMAIN_MAX];
+    struct cidx_str dom = q->domain;
+    size_t n = 0;
+    bool given = dom.ptr != NULL && dom.len > 0;
+
+    if (given && dom.ptr[dom.len - 1] == '.')
+        dom.len--;
+    if (given)
+        n = q_fold(buf, sizeof(buf), dom, CC_LOWER);
+    if (qc->ix->restricted[D_DOM_ALLOW] > 0) {
+        q_dim_begin(qc, D_DOM_ALLOW, true);
+        if (n > 0)
+            q_domain_suffixes(qc, D_DOM_ALLOW, buf, n);
+    }
+    if (qc->ix->restricted[D_DOM_BLOCK] > 0 && given) {
+        q_dim_begin(qc, D_DOM_BLOCK, false);
+        if (n == 0)
+            q_term_bits(qc, qc->ix->other + (size_t)D_DOM_BLOCK * qc->ix->nwords); /* too long to look up */
+        else
+            q_domain_suffixes(qc, D_DOM_BLOCK, buf, n);
+        q_dim_end(qc);
+    }
+}
+
+static void q_bundle(struct q_ctx *qc, const struct cidx_query *q)
+{
+    bool given = q->bundle.ptr != NULL && q->bundle.len > 0;
+
+    if (qc->ix->restricted[D_BUN_ALLOW] > 0)
+        q_simple(qc, D_BUN_ALLOW, q->bundle, CIDX_BUNDLE_MAX, CC_AS_IS);
+    if (qc->ix->restricted[D_BUN_BLOCK] > 0 && given) {
+        q_dim_begin(qc, D_BUN_BLOCK, false);
+        if (q->bundle.len > CIDX_BUNDLE_MAX)
+            q_term_bits(qc, qc->ix->other + (size_t)D_BUN_BLOCK * qc->ix->nwords);
+        else
+            q_lookup(qc, D_BUN_BLOCK, 0, q->bundle.ptr, q->bundle.len);
+        q_dim_end(qc);
+    }
+}
+
+static void q_formats(struct q_ctx *qc, const struct cidx_query *q)
+{
+    char k[5];
+
+    q_dim_begin(qc, D_FORMAT, false);
+    if ((q->formats & CIDX_FMT_BANNER) != 0) {
+        for (uint32_t i = 0; i < q->nbanner_sizes && i < CIDX_Q_MAX_SIZES; i++) {
+            struct cidx_size s = q->banner_sizes[i];
+            k[0] = FK_BANNER;
+            k[1] = (char)(s.w >> 8);
+            k[2] = (char)(s.w & 0xff);
+            k[3] = (char)(s.h >> 8);
+            k[4] = (char)(s.h & 0xff);
+            q_lookup(qc, D_FORMAT, 0, k, 5);
+        }
+    }
+    if ((q->formats & CIDX_FMT_NATIVE) != 0) {
+        k[0] = FK_NATIVE;
+        q_lookup(qc, D_FORMAT, 0, k, 1);
+    }
+    if ((q->formats & CIDX_FMT_VIDEO) != 0) {
+        k[0] = FK_VIDEO_ANY;
+        q_lookup(qc, D_FORMAT, 0, k, 1);
+        if (q->video_size.w != 0 && q->video_size.h != 0) {
+            k[0] = FK_VIDEO_SIZE;
+            k[1] = (char)(q->video_size.w >> 8);
+            k[2] = (char)(q->video_size.w & 0xff);
+            k[3] = (char)(q->video_size.h >> 8);
+            k[4] = (char)(q->video_size.h & 0xff);
+            q_lookup(qc, D_FORMAT, 0, k, 5);
+        }
+    }
+}
+
+static void q_prepare(struct q_ctx *qc, const struct cidx_query *q)
+{
+    const struct cidx *ix = qc->ix;
+    uint8_t tax = (uint8_t)q->cattax;
+
+    qc->nterms = 0;
+    qc->ndims = 0;
+    /* An include dimension that no campaign restricts passes everything:
+     * skipped. The format dimension restricts every campaign. */
+    q_formats(qc, q);
+    if (ix->restricted[D_COUNTRY] > 0)
+        q_simple(qc, D_COUNTRY, q->country, CIDX_COUNTRY_MAX, CC_UPPER);
+    if (ix->restricted[D_DEVICE] > 0)
+        q_simple(qc, D_DEVICE, q->device, 8, CC_LOWER);
+    if (ix->restricted[D_LANG] > 0)
+        q_language(qc, q);
+    if (ix->restricted[D_OS] > 0)
+        q_os(qc, q);
+    if (ix->restricted[D_REGION] > 0)
+        q_region(qc, q);
+    if (ix->restricted[D_DEAL] > 0 || q->private_auction) {
+        q_dim_begin(qc, D_DEAL, !q->private_auction);
+        for (uint32_t i = 0; i < q->ndeals && i < CIDX_Q_MAX_DEALS; i++) {
+            if (q->deals[i].ptr != NULL && q->deals[i].len <= CIDX_DEAL_MAX)
+                q_lookup(qc, D_DEAL, 0, q->deals[i].ptr, q->deals[i].len);
+        }
+    }
+    if (ix->restricted[D_SEG_INC] > 0)
+        q_list(qc, D_SEG_INC, 0, q->segments, q->nsegments, CIDX_Q_MAX_SEGMENTS);
+    if (ix->restricted[D_CAT_INC] > 0)
+        q_list(qc, D_CAT_INC, tax, q->categories, tax == 0 ? 0 : q->ncategories, CIDX_Q_MAX_CATEGORIES);
+    q_domain(qc, q);
+    q_bundle(qc, q);
+    q_list(qc, D_SEG_EXC, 0, q->segments, q->nsegments, CIDX_Q_MAX_SEGMENTS);
+    /* Ids of another taxonomy than a campaign's never match its exclusions. */
+    q_list(qc, D_CAT_EXC, tax, q->categories, tax == 0 ? 0 : q->ncategories, CIDX_Q_MAX_CATEGORIES);
+}
+
+/* The bits of word @p w in a sorted list term; advances its cursor. */
+static uint64_t q_sparse_word(struct q_term *t, size_t w)
+{
+    const uint32_t *v = t->p;
+    uint64_t bits = 0;
+
+    while (t->cur < t->n && v[t->cur] / 64 < w)
+        t->cur++; /* words skipped since the term was last asked */
+    while (t->cur < t->n && v[t->cur] / 64 == w) {
+        bits |= 1ull << (v[t->cur] % 64);
+        t->cur++;
+    }
+    return bits;
+}
+
+static uint32_t q_run(struct q_ctx *qc, const uint64_t *base, uint64_t *out)
+{
+    size_t nw = qc->ix->nwords;
+    uint32_t count = 0;
+
+    for (size_t w = 0; w < nw; w++) {
+        uint64_t r = base[w];
+        for (uint32_t d = 0; d < qc->ndims && r != 0; d++) {
+            const struct q_dim *qd = &qc->dims[d];
+            uint64_t acc = 0;
+            for (uint32_t t = qd->first; t < (uint32_t)qd->first + qd->nterms; t++) {
+                struct q_term *term = &qc->terms[t];
+                if (term->n == Q_DENSE)
+                    acc |= ((const uint64_t *)term->p)[w];
+                else
+                    acc |= q_sparse_word(term, w);
+            }
+            r = qd->exclude ? r & ~acc : r & acc;
+        }
+        out[w] = r;
+        if (r != 0)
+            count += (uint32_t)__builtin_popcountll(r);
+    }
+    return count;
+}
+
+/* Flight and dayparting of one campaign at @p now, as the slot sets encode
+ * them: for the queries that fall outside the precomputed window. */
+static bool q_time_ok(const struct cidx_camp *c, int64_t now)
+{
+    int64_t slot_start = ix_floor_div(now, CIDX_SLOT_SECONDS) * CIDX_SLOT_SECONDS;
+
+    if (now < c->flight_start || now >= c->flight_end)
+        return false;
+    return !c->has_daypart || ix_daypart_at(c, ix_hour_of_week(c->zone, slot_start));
+}
+
+uint32_t cidx_eligible(const struct cidx *ix, const struct cidx_query *q, uint64_t *out)
+{
+    struct q_ctx qc;
+    uint32_t count;
+
+    if (ix->n == 0)
+        return 0;
+    qc.ix = ix;
+    q_prepare(&qc, q);
+    if (q->now >= ix->built_at && q->now < ix->valid_until) {
+        int64_t k = ix_floor_div(q->now, CIDX_SLOT_SECONDS) - ix->slot0;
+        return q_run(&qc, ix->slot_sets + (size_t)ix->slot_map[k] * ix->nwords, out);
+    }
+    count = q_run(&qc, ix->present, out);
+    for (size_t w = 0; w < ix->nwords; w++) {
+        uint64_t bits = out[w];
+        while (bits != 0) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (!q_time_ok(ix->camps[w * 64 + b], q->now)) {
+                out[w] &= ~(1ull << b);
+                count--;
+            }
+        }
+    }
+    return count;
+}
+
+/* ==== the holder ====
+ *
+ * Readers announce themselves in a per-reader slot (its own cache line) and
+ * never wait; a swap publishes the new index, then waits until no reader can
+ * still hold the old one, then frees it.
+ *
+ * State: `current` (the index), `gen` (a counter bumped by every swap), and
+ * per reader `seen`: 0 outside a critical section, else the value of gen the
+ * reader read on entry.
+ *
+ * Reader:  g = load(gen, acquire); store(seen, g, release); fence(seq_cst);
+ *          ix = load(current, acquire) ... store(seen, 0, release).
+ * Swapper: old = exchange(current, new, seq_cst); g' = fetch_add(gen) + 1;
+ *          fence(seq_cst); wait while some reader has 0 < seen < g'; free(old).
+ *
+ * Why the swapper may free `old` once no reader has 0 < seen < g':
+ *  - A reader whose load of current could return `old` did that load before
+ *    the exchange. Its store to `seen` precedes that load, separated by a
+ *    seq_cst fence, and the swapper's exchange precedes its reads of `seen`,
+ *    separated by its own seq_cst fence. With two such fences, either the
+ *    swapper's read sees the reader's store or the reader's load sees the
+ *    exchange (the store-buffering case that seq_cst fences forbid). So a
+ *    reader still able to return `old` is visible to the swapper with its seen.
+ *  - That reader read gen before the swapper's fetch_add (else, reading gen
+ *    with acquire from the fetch_add, which follows the exchange, its later
+ *    load of current would see the exchange), so its seen is below g' and
+ *    the swapper waits for it.
+ *  - A reader seen with seen >= g' entered after the increment and sees the
+ *    new index (or a newer one); a reader seen at 0 is outside. In both cases
+ *    its last use of `old`, if any, ended before a release store to `seen`
+ *    (the exit's 0, or the next entry's g) that the swapper's acquire load
+ *    read, so those reads happen before the free.
+ * Each swap's g' is larger than every earlier one, so a reader that entered
+ * for an older swap and is still inside also holds back a later swap: an
+ * index is only freed when it is unreachable. Swaps are serialised by a
+ * mutex (writers may block, readers never). */
+
+struct cidx_reader {
+    alignas(64) atomic_uint_fast64_t seen;
+};
+
+struct cidx_holder {
+    _Atomic(struct cidx *) current;
+    atomic_uint_fast64_t gen;
+    pthread_mutex_t swap_lock;
+    uint32_t nreaders;
+    struct cidx_reader *readers;
+};
+
+int cidx_holder_new(uint32_t nreaders, struct cidx *initial, struct cidx_holder **ret)
+{
+    struct cidx_holder *h;
+    void *mem;
+
+    if (nreaders == 0 || nreaders > 1024)
+        return ADS_EINVAL;
+    if ((h = calloc(1, sizeof(*h))) == NULL)
+        return ADS_ENOMEM;
+    if (posix_memalign(&mem, 64, sizeof(struct cidx_reader) * nreaders) != 0) {
+        free(h);
+        return ADS_ENOMEM;
+    }
+    h->readers = mem;
+    for (uint32_t i = 0; i < nreaders; i++)
+        atomic_init(&h->readers[i].seen, 0);
+    h->nreaders = nreaders;
+    atomic_init(&h->gen, 1);
+    atomic_init(&h->current, initial);
+    pthread_mutex_init(&h->swap_lock, NULL);
+    *ret = h;
+    return 0;
+}
+
+void cidx_holder_free(struct cidx_holder *h)
+{
+    if (h == NULL)
+        return;
+    cidx_free(atomic_load_explicit(&h->current, memory_order_acquire));
+    pthread_mutex_destroy(&h->swap_lock);
+    free(h->readers);
+    free(h);
+}
+
+const struct cidx *cidx_holder_enter(struct cidx_holder *h, uint32_t reader)
+{
+    uint64_t g = atomic_load_explicit(&h->gen, memory_order_acquire);
+
+    atomic_store_explicit(&h->readers[reader].seen, g, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load_explicit(&h->current, memory_order_acquire);
+}
+
+void cidx_holder_exit(struct cidx_holder *h, uint32_t reader)
+{
+    atomic_store_explicit(&h->readers[reader].seen, 0, memory_order_release);
+}
+
+void cidx_holder_swap(struct cidx_holder *h, struct cidx *ix)
+{
+    struct cidx *old;
+    uint64_t g;
+
+    pthread_mutex_lock(&h->swap_lock);
+    old = atomic_exchange_explicit(&h->current, ix, memory_order_seq_cst);
+    g = atomic_fetch_add_explicit(&h->gen, 1, memory_order_seq_cst) + 1;
+    atomic_thread_fence(memory_order_seq_cst);
+    for (uint32_t r = 0; r < h->nreaders; r++) {
+        unsigned spins = 0;
+        for (;;) {
+            uint64_t s = atomic_load_explicit(&h->readers[r].seen, memory_order_acquire);
+            if (s == 0 || s >= g)
+                break;
+            if (++spins < 64) {
+                sched_yield();
+            } else {
+                struct timespec ts = {0, 50000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->swap_lock);
+    cidx_free(old);
+}

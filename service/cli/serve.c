@@ -113,12 +113,10 @@ int cli_serve(int argc, char **argv)
         serve_log_failure("cannot compile the campaign schema", rc, d.message);
         goto out;
     }
-#ifdef ADSMITH_HAVE_CATALOG
     if ((rc = catl_start(&app, cfg.threads, &app.catalog)) != 0) {
         serve_log_failure("cannot start the campaign index thread", rc, ads_err_message(rc));
         goto out;
     }
-#endif
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
         serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
@@ -133,9 +131,7 @@ int cli_serve(int argc, char **argv)
 
 out:
     srv_free(srv);
-#ifdef ADSMITH_HAVE_CATALOG
     catl_stop(app.catalog);
-#endif
     camp_validator_free(app.campaign_validator);
     app_writer_stop(&app);
     app_storage_close(&app);

@@ -495,9 +495,7 @@ static void camps_finish(struct http_job *hj, struct http_req *r)
         return;
     }
     if (!job->unchanged)
-#ifdef ADSMITH_HAVE_CATALOG
         catl_notify(r->app->catalog);
-#endif
     camps_send_rec(r, job->created ? 201 : 200, job->out, &job->rec);
 }
 
@@ -912,4 +910,208 @@ void campaigns_usage(struct http_req *r)
         return;
     }
     http_send_doc(r, 200, fmt, &b);
+}
+
+/* ---- /v1/admin: the compiled index ---- */
+
+void campaigns_index_stats(struct http_req *r)
+{
+    struct catl_stats st;
+    enum doc_fmt fmt = http_accept_fmt(r);
+    struct docw w;
+    struct buf b;
+
+    catl_stats(r->app->catalog, &st);
+    buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, 1024), 1024);
+    docw_init(&w, fmt, &b);
+    docw_map(&w, 7);
+    docw_key(&w, "builds");
+    docw_uint(&w, st.builds);
+    docw_key(&w, "campaigns");
+    docw_uint(&w, st.campaigns);
+    docw_key(&w, "revision");
+    docw_uint(&w, st.revision);
+    docw_key(&w, "built_at");
+    docw_int(&w, st.built_at);
+    docw_key(&w, "build_us");
+    docw_uint(&w, st.build_us);
+    docw_key(&w, "valid_until");
+    docw_int(&w, st.valid_until);
+    docw_key(&w, "errors");
+    docw_uint(&w, st.errors);
+    docw_map_end(&w);
+    http_send_doc(r, 200, fmt, &b);
+}
+
+/* An optional string member of the eligibility context; false after answering 400. */
+static bool camps_q_str(struct http_req *r, const msgpack_object *ctx, const char *key, size_t max, struct cidx_str *ret)
+{
+    const msgpack_object *v = doc_map_get(ctx, key);
+
+    if (v == NULL)
+        return true;
+    if (v->type != MSGPACK_OBJECT_STR || v->via.str.size > max) {
+        http_send_error(r, ADS_EINVAL, NULL, "%s must be a string of at most %zu bytes", key, max);
+        return false;
+    }
+    *ret = (struct cidx_str){v->via.str.ptr, v->via.str.size};
+    return true;
+}
+
+/* An optional list of strings; the array lives in the request's pool. */
+static bool camps_q_list(struct http_req *r, const msgpack_object *ctx, const char *key, uint32_t max_n, size_t max,
+                         const struct cidx_str **ret, uint32_t *ret_n)
+{
+    const msgpack_object *v = doc_map_get(ctx, key);
+    struct cidx_str *out;
+
+    if (v == NULL)
+        return true;
+    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > max_n) {
+        http_send_error(r, ADS_EINVAL, NULL, "%s must be an array of at most %u strings", key, max_n);
+        return false;
+    }
+    out = h2o_mem_alloc_pool(&r->req->pool, (v->via.array.size + 1) * sizeof(*out));
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > max) {
+            http_send_error(r, ADS_EINVAL, NULL, "%s[%u] must be a string of at most %zu bytes", key, i, max);
+            return false;
+        }
+        out[i] = (struct cidx_str){e->via.str.ptr, e->via.str.size};
+    }
+    *ret = out;
+    *ret_n = v->via.array.size;
+    return true;
+}
+
+/* A {w,h} size; false after answering 400. */
+static bool camps_q_size(struct http_req *r, const msgpack_object *o, const char *what, struct cidx_size *ret)
+{
+    const msgpack_object *w = doc_map_get(o, "w"), *h = doc_map_get(o, "h");
+
+    if (w == NULL || h == NULL || w->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        h->type != MSGPACK_OBJECT_POSITIVE_INTEGER || w->via.u64 > 65535 || h->via.u64 > 65535) {
+        http_send_error(r, ADS_EINVAL, NULL, "%s must be {\"w\":PIXELS,\"h\":PIXELS}", what);
+        return false;
+    }
+    *ret = (struct cidx_size){(uint16_t)w->via.u64, (uint16_t)h->via.u64};
+    return true;
+}
+
+/*
+ * POST /v1/admin/eligibility, body {"country","region","device","os","language",
+ * "domain","bundle","cattax","categories":[],"segments":[],"formats":[],
+ * "banner_sizes":[{w,h}],"video_size":{w,h},"deals":[],"private_auction",
+ * "now"} (all optional): which campaigns the live index finds eligible.
+ * For operators asking "why does this campaign not bid?".
+ */
+void campaigns_eligibility(struct http_req *r)
+{
+    static const char *const formats[] = {"banner", "native", "video"};
+    static const char *const taxonomies[] = {"", "iab_content_1.0", "iab_content_2.0", "iab_content_2.1",
+                                             "iab_content_2.2", "iab_content_3.0", "iab_content_3.1"};
+    struct cidx_query q = {.now = (int64_t)body_now()};
+    struct cidx_str tax = {NULL, 0};
+    const struct cidx_str *fmts = NULL;
+    uint32_t nfmts = 0, n;
+    const msgpack_object *v;
+    msgpack_zone zone;
+    msgpack_object ctx;
+    const struct cidx *ix;
+    struct catl_stats st;
+    enum doc_fmt out = http_accept_fmt(r);
+    uint64_t *bits;
+    struct docw w;
+    struct buf b;
+    bool ok;
+
+    msgpack_zone_init(&zone, 4096);
+    if (!body_parse(r, &zone, &ctx))
+        goto out;
+    if (ctx.type != MSGPACK_OBJECT_MAP) {
+        http_send_error(r, ADS_EINVAL, "", "the body must be an object describing one impression");
+        goto out;
+    }
+    ok = camps_q_str(r, &ctx, "country", CIDX_COUNTRY_MAX, &q.country) &&
+         camps_q_str(r, &ctx, "region", CIDX_REGION_MAX, &q.region) &&
+         camps_q_str(r, &ctx, "device", 16, &q.device) && camps_q_str(r, &ctx, "os", CIDX_OS_MAX, &q.os) &&
+         camps_q_str(r, &ctx, "language", CIDX_LANGUAGE_MAX, &q.language) &&
+         camps_q_str(r, &ctx, "domain", CIDX_DOMAIN_MAX, &q.domain) &&
+         camps_q_str(r, &ctx, "bundle", CIDX_BUNDLE_MAX, &q.bundle) && camps_q_str(r, &ctx, "cattax", 32, &tax) &&
+         camps_q_list(r, &ctx, "categories", CIDX_Q_MAX_CATEGORIES, CIDX_CATEGORY_MAX, &q.categories,
+                      &q.ncategories) &&
+         camps_q_list(r, &ctx, "segments", CIDX_Q_MAX_SEGMENTS, CIDX_SEGMENT_MAX, &q.segments, &q.nsegments) &&
+         camps_q_list(r, &ctx, "deals", CIDX_Q_MAX_DEALS, CIDX_DEAL_MAX, &q.deals, &q.ndeals) &&
+         camps_q_list(r, &ctx, "formats", 3, 16, &fmts, &nfmts);
+    if (!ok)
+        goto out;
+    for (uint32_t i = 0; i < nfmts; i++) {
+        uint32_t bit = 0;
+        for (uint32_t k = 0; k < 3; k++)
+            bit |= fmts[i].len == strlen(formats[k]) && memcmp(fmts[i].ptr, formats[k], fmts[i].len) == 0 ? 1u << k : 0;
+        if (bit == 0) {
+            http_send_error(r, ADS_EINVAL, NULL, "formats[%u] must be banner, native or video", i);
+            goto out;
+        }
+        q.formats |= bit;
+    }
+    for (uint32_t k = 1; tax.len > 0 && k < sizeof(taxonomies) / sizeof(taxonomies[0]); k++) {
+        if (tax.len == strlen(taxonomies[k]) && memcmp(tax.ptr, taxonomies[k], tax.len) == 0)
+            q.cattax = (enum cidx_taxonomy)k;
+    }
+    if ((v = doc_map_get(&ctx, "banner_sizes")) != NULL) {
+        struct cidx_size *sizes;
+        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CIDX_Q_MAX_SIZES) {
+            http_send_error(r, ADS_EINVAL, NULL, "banner_sizes must be an array of at most %d sizes", CIDX_Q_MAX_SIZES);
+            goto out;
+        }
+        sizes = h2o_mem_alloc_pool(&r->req->pool, (v->via.array.size + 1) * sizeof(*sizes));
+        for (uint32_t i = 0; i < v->via.array.size; i++) {
+            if (!camps_q_size(r, &v->via.array.ptr[i], "each of banner_sizes", &sizes[i]))
+                goto out;
+        }
+        q.banner_sizes = sizes;
+        q.nbanner_sizes = v->via.array.size;
+    }
+    if ((v = doc_map_get(&ctx, "video_size")) != NULL && !camps_q_size(r, v, "video_size", &q.video_size))
+        goto out;
+    if ((v = doc_map_get(&ctx, "private_auction")) != NULL)
+        q.private_auction = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+    if ((v = doc_map_get(&ctx, "now")) != NULL) {
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > 32503680000u) {
+            http_send_error(r, ADS_EINVAL, NULL, "now must be unix seconds");
+            goto out;
+        }
+        q.now = (int64_t)v->via.u64;
+    }
+
+    catl_stats(r->app->catalog, &st);
+    ix = catl_enter(r->app->catalog, r->hw->idx);
+    if (ix == NULL) {
+        catl_exit(r->app->catalog, r->hw->idx);
+        http_send_error(r, ADS_ENOT_READY, NULL, "the campaign index is not built yet; retry shortly");
+        goto out;
+    }
+    bits = h2o_mem_alloc_pool(&r->req->pool, (cidx_words(ix) + 1) * sizeof(*bits));
+    n = cidx_eligible(ix, &q, bits);
+    buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, 256 + (size_t)n * 72), 256 + (size_t)n * 72);
+    docw_init(&w, out, &b);
+    docw_map(&w, 3);
+    docw_key(&w, "revision");
+    docw_uint(&w, st.revision);
+    docw_key(&w, "count");
+    docw_uint(&w, n);
+    docw_key(&w, "eligible");
+    docw_array(&w, n);
+    for (uint32_t i = 0; i < cidx_count(ix); i++) {
+        if (bits[i / 64] & (1ull << (i % 64)))
+            docw_cstr(&w, cidx_camp(ix, i)->id);
+    }
+    docw_array_end(&w);
+    docw_map_end(&w);
+    catl_exit(r->app->catalog, r->hw->idx);
+    http_send_doc(r, 200, out, &b);
+out:
+    msgpack_zone_destroy(&zone);
 }

@@ -258,7 +258,7 @@ static bool http_role_admitted(enum http_access access, enum keys_role role)
 /* Checks the API key of a route that needs one and fills r->who; false after answering 401/403/503. */
 static bool http_authorize(struct http_req *r, enum http_access access)
 {
-    static const char bearer[] = "Bearer ";
+    static const char bearer[] = "bearer "; /* h2o_lcstris() wants the lower-case form */
     const size_t blen = sizeof(bearer) - 1;
     h2o_req_t *req = r->req;
     struct ads_diag d = {{0}, {0}};

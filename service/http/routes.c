@@ -17,10 +17,8 @@ static const struct http_route http_route_table[] = {
     {"PATCH", "/v1/campaigns/{id}", campaigns_patch, HTTP_CAMPAIGN_WRITE},
     {"DELETE", "/v1/campaigns/{id}", campaigns_delete, HTTP_CAMPAIGN_WRITE},
     {"GET", "/v1/campaigns/{id}/usage", campaigns_usage, HTTP_CAMPAIGN_READ},
-#ifdef ADSMITH_HAVE_CATALOG
     {"GET", "/v1/admin/index", campaigns_index_stats, HTTP_ADMIN},
     {"POST", "/v1/admin/eligibility", campaigns_eligibility, HTTP_ADMIN},
-#endif
 };
 
 #define HTTP_NROUTES (sizeof(http_route_table) / sizeof(http_route_table[0]))

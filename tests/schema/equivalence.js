@@ -361,11 +361,15 @@ function addSample(schema, s) {
 }
 
 function segmented(len, c, sep, first, rest) {
-    let s = c.repeat(first);
-    while (cpLength(s) < len) s += sep + c.repeat(rest);
-    const cps = codePoints(s).slice(0, len);
-    if (cps.length > 0 && cps[cps.length - 1] === sep) cps[cps.length - 1] = c;
-    return cps.join('');
+    let n = Math.min(first, len);
+    const parts = [c.repeat(n)];
+    while (n < len) {
+        const take = Math.min(rest, len - n - 1);
+        parts.push(sep + c.repeat(take));
+        n += 1 + take;
+    }
+    const s = parts.join('');
+    return s.endsWith(sep) ? s.slice(0, -sep.length) + c : s;
 }
 
 /* Strings of exactly @len code points made of @c, shaped after @samples and common separators. */
@@ -907,27 +911,11 @@ function checkAnswer(d) {
 
 /* ------------------------------------------------------------- report */
 
-/* The document as text for a person: long strings and lists shortened. */
+/* The document's text for a person: long strings shortened, then cut at @limit characters. */
 function preview(d, limit) {
-    if (!d.ref.wellFormed) {
-        const s = d.bytes.toString('latin1');
-        return JSON.stringify(s.length > limit ? s.slice(0, limit) + '…' : s);
-    }
-    const short = (v) => {
-        if (typeof v === 'string') {
-            const cps = codePoints(v);
-            return cps.length > 40 ? cps.slice(0, 24).join('') + `…(${cps.length} chars)` : v;
-        }
-        if (Array.isArray(v)) return v.length > 8 ? v.slice(0, 6).map(short).concat([`…(${v.length} items)`]) : v.map(short);
-        if (isObj(v)) {
-            const o = {};
-            for (const k of Object.keys(v)) setOwn(o, k, short(v[k]));
-            return o;
-        }
-        return v;
-    };
-    const text = JSON.stringify(short(d.ref.doc));
-    return text.length > limit ? text.slice(0, limit) + '…' : text;
+    const text = d.bytes.toString(d.ref.wellFormed ? 'utf8' : 'latin1')
+        .replace(/"(?:[^"\\]|\\.){48,}"/g, (m) => `${codePoints(m).slice(0, 32).join('')}…(${cpLength(m)} chars)"`);
+    return text.length > limit ? text.slice(0, limit) + `…(${text.length} chars)` : text;
 }
 
 function ajvLines(ref) {
@@ -980,6 +968,9 @@ function main() {
         if (d.ref.wellFormed && d.ref.duplicate !== null) failures.push(`${d.desc}: key ${JSON.stringify(d.ref.duplicate)} twice in one object`);
         if (d.bytes.length >= DOC_MAX_BYTES || (d.ref.wellFormed && depthOf(d.ref.doc) > DOC_MAX_DEPTH)) failures.push(`${d.desc}: over the service's size or depth limit`);
     }
+
+    /* What each file is, for whoever looks at a kept corpus. */
+    fs.writeFileSync(path.join(dir, 'MANIFEST.tsv'), docs.map((d) => `${d.name}\t${d.ref.valid ? 'valid' : 'invalid'}\t${d.desc}\n`).join(''));
 
     const counts = { example: 0, corpus: 0, generated: 0 };
     for (const d of docs) counts[d.origin]++;
@@ -1071,7 +1062,7 @@ function main() {
         for (const d of disagreements.slice(0, SHOW_DISAGREEMENTS)) {
             console.log(`\n  ${d.file}`);
             console.log(`    from: ${d.desc}`);
-            console.log(`    document: ${preview(d, 1200)}`);
+            console.log(`    document: ${preview(d, 1500)}`);
             console.log(`    ajv: ${d.ref.valid ? 'valid' : 'invalid'}`);
             for (const l of ajvLines(d.ref)) console.log(`      ${l}`);
             console.log(`    adsmith: ${d.oursSchemaInvalid ? 'invalid' : 'schema-valid'} (valid ${d.ours.valid}, ${d.ours.problems} problems)`);
