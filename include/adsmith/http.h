@@ -75,7 +75,8 @@ int http_status_lookup(int err, int *ret_status);
 int http_status_of(int err);
 
 /**
- * Answers @p status with @p body of @p len bytes and the given Content-Type.
+ * Answers @p status with @p body of @p len bytes and the given Content-Type
+ * (NULL: none, for a response without a body such as 304).
  * @p body must stay valid until the request ends: static storage or the
  * request's pool (r->req->pool).
  */
@@ -157,7 +158,8 @@ struct http_job {
 };
 
 /**
- * Queues @p job (heap memory the caller gives up: it is free()d after
+ * Queues @p job (its struct http_job zeroed or with only `release` set; heap
+ * memory the caller gives up: it is free()d after
  * finish(), or when the request is gone) with @p apply for the writer thread.
  * When the queue refuses it, answers 503 and frees it.
  */

@@ -66,6 +66,7 @@ void events_post(struct http_req *r)
         http_send_error(r, ADS_ENOMEM, NULL, NULL);
         goto out;
     }
+    job->base = (struct http_job){0}; /* no release hook; the rest is set by http_job_submit() */
     job->now = body_now();
     job->half_life = r->app->cfg->interest_half_life_s;
     job->dedup_s = r->app->cfg->event_dedup_s;

@@ -141,7 +141,8 @@ void http_send(struct http_req *r, int status, const char *content_type, const c
     /* libh2o's inline sender leaves Content-Length unset; set it so HTTP/1.1
      * responses are not chunked and clients know the size up front. */
     req->res.content_length = len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    if (content_type != NULL) /* NULL: no body (304) */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_start_response(req, &generator);
     if (http_is_head(req))

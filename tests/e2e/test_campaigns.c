@@ -903,7 +903,7 @@ Test(campaigns, an_invalid_put_lists_every_problem_and_changes_nothing, .timeout
 
     /* Not JSON at all, and not an object. */
     call("PUT", "/v1/campaigns/bad-1", NULL, JSON, "{\"id\":", 6, NULL, NULL);
-    assert_error(400, "invalid_argument", NULL);
+    assert_error(400, "bad_request", NULL);
     call("PUT", "/v1/campaigns/bad-1", NULL, JSON, "[1,2]", 5, NULL, NULL);
     assert_error(400, "invalid_argument", NULL);
     assert_unchanged("bad-1", &before, "malformed PUTs");
@@ -1472,4 +1472,312 @@ Test(campaigns, demo_seeds_a_key_and_a_campaign_once, .timeout = 30)
     e2e_assert_stopped_clean(&aux);
     cr_assert_not(file_has(aux.log_path, key + 5), "the demo key is in the second start's log");
     cJSON_Delete(want);
+}
+
+/* ---- adsmith campaigns validate ---- */
+
+struct run {
+    int status;
+    char out[64 * 1024];
+    char err[4096];
+};
+
+static struct run ran; /* the latest run */
+
+/* Runs `adsmith campaigns validate ARGS...` (NULL-terminated); the outcome is left in ran. */
+static void validate(const char *const *args)
+{
+    const char *argv[16];
+    size_t n = 0;
+    int rc;
+
+    argv[n++] = "campaigns";
+    argv[n++] = "validate";
+    for (size_t i = 0; args[i] != NULL && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    rc = e2e_run(&dmn, argv, ran.out, sizeof(ran.out), ran.err, sizeof(ran.err), &ran.status);
+    cr_assert_eq(rc, 0, "cannot run adsmith campaigns validate: %s", dmn.why);
+}
+
+static void example_path(const char *name, char *out, size_t cap)
+{
+    const char *root = getenv("ADSMITH_SOURCE_ROOT");
+
+    cr_assert_not_null(root, "ADSMITH_SOURCE_ROOT is not set (run through meson test)");
+    snprintf(out, cap, "%s/schemas/examples/%s", root, name);
+}
+
+/* Writes @p text to <dir>/@p name; the path into @p out. */
+static void write_file(const char *name, const char *text, char *out, size_t cap)
+{
+    FILE *f;
+
+    snprintf(out, cap, "%s/%s", dmn.dir, name);
+    f = fopen(out, "w");
+    cr_assert_not_null(f, "cannot create %s", out);
+    cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+    fclose(f);
+}
+
+Test(campaigns, validate_checks_files_offline_as_the_api_does, .timeout = 30)
+{
+    char game[1024], retail[1024], demo[1024], broken[E2E_PATH_MAX + 32], missing[E2E_PATH_MAX + 32], want[2048];
+    const char *all[] = {game, retail, demo, NULL}, *all_json[] = {"--json", game, retail, demo, NULL};
+    const char *one[] = {"--json", broken, NULL}, *plain[] = {broken, NULL}, *mixed[] = {demo, broken, NULL};
+    const char *nothing[] = {NULL}, *absent[] = {missing, NULL};
+    cJSON *doc = campaign(GAME, "val-1", NULL, NULL), *cli, *api;
+    const cJSON *a, *b;
+    char *text;
+    int lines = 0;
+
+    example_path(GAME, game, sizeof(game));
+    example_path(RETAIL, retail, sizeof(retail));
+    example_path(DEMO, demo, sizeof(demo));
+
+    /* The shipped examples are valid. */
+    validate(all);
+    cr_assert_eq(ran.status, 0, "the shipped examples are not valid (exit %d): %s %s", ran.status, ran.out, ran.err);
+    for (int i = 0; i < 3; i++) {
+        snprintf(want, sizeof(want), "%s: valid\n", all[i]);
+        cr_assert_not_null(strstr(ran.out, want), "no '%s' in: %s", want, ran.out);
+    }
+    validate(all_json);
+    cr_assert_eq(ran.status, 0, "exit %d: %s", ran.status, ran.err);
+    for (const char *line = ran.out; *line != '\0'; line += strcspn(line, "\n") + 1, lines++) {
+        cJSON *rec = cJSON_ParseWithLength(line, strcspn(line, "\n"));
+        cr_assert_not_null(rec, "a --json line is not JSON: %.200s", line);
+        cr_assert_str_eq(str(rec, "file"), all[lines]);
+        cr_assert(cJSON_IsTrue(at(rec, "valid")), "%s is not valid: %.500s", all[lines], line);
+        cr_assert_eq(num(rec, "problems"), 0);
+        cr_assert_eq(cJSON_GetArraySize(at(rec, "errors")), 0);
+        cJSON_Delete(rec);
+        if (line[strcspn(line, "\n")] == '\0')
+            break;
+    }
+    cr_assert_eq(lines, 3, "--json printed %d lines for 3 files: %s", lines, ran.out);
+
+    /* A broken document: exit 1 and every problem, as the API lists them for the same bytes. */
+    set_num(doc, "flight/end", num(doc, "flight/start"));
+    set_str(doc, "currency", "XYZ");
+    set_str(doc, "pacing", "fast");
+    set_str(doc, "targeting/countries/1", "ca");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "adomain");
+    text = print(doc);
+    write_file("broken.json", text, broken, sizeof(broken));
+    validate(one);
+    cr_assert_eq(ran.status, 1, "a broken document: exit %d: %s %s", ran.status, ran.out, ran.err);
+    cli = cJSON_ParseWithLength(ran.out, strcspn(ran.out, "\n"));
+    cr_assert_not_null(cli, "the --json line is not JSON: %s", ran.out);
+    cr_assert_str_eq(str(cli, "file"), broken);
+    cr_assert(cJSON_IsFalse(at(cli, "valid")), "the broken document is called valid: %s", ran.out);
+    cr_assert_eq(num(cli, "problems"), 5, "%s", ran.out);
+
+    e2e_assert_started(&dmn, NULL);
+    call("PUT", "/v1/campaigns/val-1", NULL, JSON, text, strlen(text), NULL, NULL);
+    api = problems(5);
+    cr_assert_eq(cJSON_GetArraySize(at(cli, "errors")), cJSON_GetArraySize(at(api, "error/errors")));
+    b = at(api, "error/errors")->child;
+    cJSON_ArrayForEach(a, at(cli, "errors"))
+    {
+        cr_assert_str_eq(str(a, "pointer"), str(b, "pointer"), "the CLI and the API differ: %s vs %s", ran.out,
+                         rsp.body);
+        cr_assert_str_eq(str(a, "rule"), str(b, "rule"), "the CLI and the API differ: %s vs %s", ran.out, rsp.body);
+        cr_assert_str_eq(str(a, "message"), str(b, "message"), "the CLI and the API differ: %s vs %s", ran.out,
+                         rsp.body);
+        b = b->next;
+    }
+    assert_absent("val-1");
+    e2e_assert_stopped_clean(&dmn);
+
+    /* Without --json: a count and one line per problem. */
+    validate(plain);
+    cr_assert_eq(ran.status, 1);
+    snprintf(want, sizeof(want), "%s: 5 problems\n", broken);
+    cr_assert(strncmp(ran.out, want, strlen(want)) == 0, "the report does not start with '%s': %s", want, ran.out);
+    cr_assert_not_null(strstr(ran.out, "  /flight/end: "), "%s", ran.out);
+    cr_assert_not_null(strstr(ran.out, "(semantic:end_after_start)\n"), "%s", ran.out);
+    cr_assert_not_null(strstr(ran.out, "  /currency: "), "%s", ran.out);
+    cr_assert_not_null(strstr(ran.out, "(semantic:currency_known)\n"), "%s", ran.out);
+
+    /* One broken file among valid ones fails the run; the valid one is still reported valid. */
+    validate(mixed);
+    cr_assert_eq(ran.status, 1);
+    snprintf(want, sizeof(want), "%s: valid\n", demo);
+    cr_assert_not_null(strstr(ran.out, want), "%s", ran.out);
+    /* No file is a usage error; a file that is not there is a failure. */
+    validate(nothing);
+    cr_assert_eq(ran.status, 2, "no FILE: exit %d", ran.status);
+    snprintf(missing, sizeof(missing), "%s/no-such-file.json", dmn.dir);
+    validate(absent);
+    cr_assert_eq(ran.status, 1, "a missing file: exit %d", ran.status);
+
+    free(text);
+    cJSON_Delete(cli);
+    cJSON_Delete(api);
+    cJSON_Delete(doc);
+}
+
+/* ---- the compiled index follows writes ---- */
+
+#define BANNER_CONTEXT "{\"formats\":[\"banner\"],\"banner_sizes\":[{\"w\":300,\"h\":250}]"
+
+/* Whether POST /v1/admin/eligibility with @p context lists @p id; false while the index is not built. */
+static bool eligible(const char *context, const char *id)
+{
+    const cJSON *e;
+    cJSON *doc;
+    bool found = false;
+
+    call("POST", "/v1/admin/eligibility", NULL, JSON, context, strlen(context), NULL, NULL);
+    if (rsp.status == 503)
+        return false;
+    doc = rsp_json(200, "POST /v1/admin/eligibility");
+    cr_assert(cJSON_IsArray(at(doc, "eligible")) && cJSON_IsNumber(at(doc, "count")) &&
+                  cJSON_IsNumber(at(doc, "revision")),
+              "not {revision, count, eligible}: %s", rsp.body);
+    cr_assert_eq(num(doc, "count"), cJSON_GetArraySize(at(doc, "eligible")), "count is not the list's length: %s",
+                 rsp.body);
+    cJSON_ArrayForEach(e, at(doc, "eligible"))
+    {
+        found |= cJSON_IsString(e) && strcmp(e->valuestring, id) == 0;
+    }
+    cJSON_Delete(doc);
+    return found;
+}
+
+/* Polls eligibility every 10 ms until @p id is (@p want) eligible for @p context; returns the ms it took
+ * from @p since, or fails after 3 s. */
+static uint64_t until_eligible(const char *context, const char *id, bool want, uint64_t since)
+{
+    for (;;) {
+        if (eligible(context, id) == want)
+            return e2e_now_ms() - since;
+        cr_assert_lt(e2e_now_ms() - since, 3000, "%s did not become %seligible within 3 s: %s", id, want ? "" : "in",
+                     rsp.body);
+        sleep_ms(10);
+    }
+}
+
+static cJSON *index_stats(void)
+{
+    call("GET", "/v1/admin/index", NULL, NULL, NULL, 0, NULL, NULL);
+    return rsp_json(200, "GET /v1/admin/index");
+}
+
+/* Readers that GET one campaign in a loop while the test writes. */
+struct readers {
+    pthread_t threads[3];
+    atomic_bool stop;
+    atomic_long ok, bad;
+    atomic_long bad_status;
+};
+
+static void *reader_main(void *arg)
+{
+    struct readers *rd = arg;
+    struct e2e_resp *r = malloc(sizeof(*r));
+    struct e2e_req req = {.proto = E2E_H2C, .path = "/v1/campaigns/el-read"};
+
+    if (r == NULL) {
+        atomic_fetch_add(&rd->bad, 1);
+        return NULL;
+    }
+    while (!atomic_load(&rd->stop)) {
+        if (e2e_http(&dmn, &req, r) == 0 && r->code == CURLE_OK && r->status == 200 &&
+            strstr(r->body, "\"el-read\"") != NULL) {
+            atomic_fetch_add(&rd->ok, 1);
+        } else {
+            atomic_fetch_add(&rd->bad, 1);
+            atomic_store(&rd->bad_status, r->status);
+        }
+    }
+    free(r);
+    return NULL;
+}
+
+Test(campaigns, the_index_follows_writes_within_a_second, .timeout = 30)
+{
+    char ctx_us[256], ctx_de[256];
+    cJSON *doc = campaign(DEMO, "el-1", "acme", "active"), *de, *st;
+    struct readers rd = {.stop = false};
+    uint64_t t, took;
+    double rev;
+
+    snprintf(ctx_us, sizeof(ctx_us), "%s,\"country\":\"US\"}", BANNER_CONTEXT);
+    snprintf(ctx_de, sizeof(ctx_de), "%s,\"country\":\"DE\"}", BANNER_CONTEXT);
+    set_num(doc, "flight/start", (double)(now_s() - 3600));
+    e2e_assert_started(&dmn, NULL);
+    cr_assert_not_null(e2e_admin_key(&dmn), "%s", dmn.why); /* made once, before the readers share it */
+
+    /* A draft the readers GET throughout, and an active campaign that targets only Germany. */
+    de = cJSON_Duplicate(doc, true);
+    set_str(de, "id", "el-read");
+    set_str(de, "status", "draft");
+    put_ok("el-read", de, 201);
+    set_str(de, "id", "el-de");
+    set_str(de, "status", "active");
+    set(de, "targeting/countries", cJSON_CreateStringArray((const char *[]){"DE"}, 1));
+    put_ok("el-de", de, 201);
+    until_eligible(ctx_de, "el-de", true, e2e_now_ms());
+    cr_assert_not(eligible(ctx_us, "el-de"), "a campaign targeting DE is eligible in the US");
+    cr_assert_not(eligible(ctx_de, "el-read"), "a draft is eligible");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pthread_create(&rd.threads[i], NULL, reader_main, &rd), 0);
+
+    /* Created active: eligible within a second of the PUT. */
+    cr_assert_not(eligible(ctx_us, "el-1"), "el-1 is eligible before it exists");
+    t = e2e_now_ms();
+    put_ok("el-1", doc, 201);
+    took = until_eligible(ctx_us, "el-1", true, t);
+    cr_assert_leq(took, 1000, "el-1 became eligible %llu ms after its PUT", (unsigned long long)took);
+    st = index_stats();
+    cr_assert_eq(num(st, "campaigns"), 2, "the index does not hold the 2 active campaigns: %s", rsp.body);
+    rev = num(st, "revision");
+    cr_assert_geq(rev, 3, "revision %g after 3 campaign writes", rev);
+    cJSON_Delete(st);
+
+    /* Paused: out within a second; active again: back; archived: out for good. */
+    t = e2e_now_ms();
+    patch_as(NULL, "el-1", "{\"status\":\"paused\"}", NULL, NULL);
+    assert_status(200, "PATCH paused");
+    took = until_eligible(ctx_us, "el-1", false, t);
+    cr_assert_leq(took, 1000, "el-1 stayed eligible %llu ms after it was paused", (unsigned long long)took);
+    st = index_stats();
+    cr_assert_eq(num(st, "campaigns"), 1, "%s", rsp.body);
+    cr_assert_gt(num(st, "revision"), rev, "the revision did not move: %s", rsp.body);
+    cJSON_Delete(st);
+    t = e2e_now_ms();
+    patch_as(NULL, "el-1", "{\"status\":\"active\"}", NULL, NULL);
+    assert_status(200, "PATCH active");
+    took = until_eligible(ctx_us, "el-1", true, t);
+    cr_assert_leq(took, 1000, "el-1 became eligible again %llu ms after it was activated", (unsigned long long)took);
+    t = e2e_now_ms();
+    delete_as(NULL, "el-1", NULL);
+    assert_status(200, "DELETE");
+    took = until_eligible(ctx_us, "el-1", false, t);
+    cr_assert_leq(took, 1000, "el-1 stayed eligible %llu ms after it was archived", (unsigned long long)took);
+
+    /* A replace that moves the flight into the future takes it out too. */
+    set_num(de, "flight/start", (double)(now_s() + 86400));
+    t = e2e_now_ms();
+    put_ok("el-de", de, 200);
+    took = until_eligible(ctx_de, "el-de", false, t);
+    cr_assert_leq(took, 1000, "el-de stayed eligible %llu ms after its flight moved", (unsigned long long)took);
+
+    atomic_store(&rd.stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(rd.threads[i], NULL);
+    cr_assert_eq(atomic_load(&rd.bad), 0, "%ld concurrent GETs failed (last status %ld)", atomic_load(&rd.bad),
+                 atomic_load(&rd.bad_status));
+    cr_assert_gt(atomic_load(&rd.ok), 10, "the readers got only %ld answers", atomic_load(&rd.ok));
+
+    /* The context is checked. */
+    call("POST", "/v1/admin/eligibility", NULL, JSON, "{\"formats\":[\"audio\"]}", 21, NULL, NULL);
+    assert_error(400, "invalid_argument", NULL);
+    call("POST", "/v1/admin/eligibility", NULL, JSON, "[]", 2, NULL, NULL);
+    assert_error(400, "invalid_argument", NULL);
+    cJSON_Delete(de);
+    cJSON_Delete(doc);
+    e2e_assert_stopped_clean(&dmn);
 }
