@@ -24,6 +24,7 @@
 
 #define CAMP_PTR_MAX 256      /* pointers the rules build; longer ones are cut and then match nothing */
 #define CAMP_DISTINCT_MAX 64  /* member names tracked per map by duplicate_member */
+#define CAMP_DEDUP_MAX 256    /* maps up to this size hide all but the last of a name, as jsch does */
 
 struct camp_validator {
     struct jsch *schema;
@@ -114,6 +115,28 @@ static const msgpack_object *member(const msgpack_object *o, const char *key, si
             return &o->via.map.ptr[i].val;
     }
     return NULL;
+}
+
+/*
+ * Whether member @p i of @p map is hidden by a later one of the same name
+ * (JSON.parse keeps the last). Past CAMP_DEDUP_MAX members every member
+ * counts, as in jsch, which keeps this linear per member.
+ */
+static bool hidden(const msgpack_object *map, uint32_t i)
+{
+    const msgpack_object *k = &map->via.map.ptr[i].key;
+
+    if (k->type != MSGPACK_OBJECT_STR)
+        return true;
+    if (map->via.map.size > CAMP_DEDUP_MAX)
+        return false;
+    for (uint32_t j = i + 1; j < map->via.map.size; j++) {
+        const msgpack_object *l = &map->via.map.ptr[j].key;
+        if (l->type == MSGPACK_OBJECT_STR && l->via.str.size == k->via.str.size &&
+            memcmp(l->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0)
+            return true;
+    }
+    return false;
 }
 
 static void loc_child(const struct loc *parent, const msgpack_object *v, const char *key, size_t klen, size_t index,
@@ -243,8 +266,8 @@ static void each(struct sctx *c, const char *path, void (*fn)(struct sctx *c, co
     } else if (v->type == MSGPACK_OBJECT_MAP) {
         for (uint32_t i = 0; i < v->via.map.size; i++) {
             const msgpack_object *k = &v->via.map.ptr[i].key;
-            if (k->type != MSGPACK_OBJECT_STR || member(v, k->via.str.ptr, k->via.str.size) != &v->via.map.ptr[i].val)
-                continue; /* hidden by a later duplicate */
+            if (hidden(v, i))
+                continue;
             loc_child(&list, &v->via.map.ptr[i].val, k->via.str.ptr, k->via.str.size, 0, &item);
             fn(c, &item);
         }
@@ -382,12 +405,16 @@ static void slot_names(const msgpack_object *slots, struct buf *b)
 
 static void r_slot_declared(struct sctx *c)
 {
-    const msgpack_object *slots = member(member(c->root.v, "creatives", 9), "slots", 5);
+    const msgpack_object *slots = NULL;
+    struct loc sl;
     char names[120];
     struct buf nb;
 
-    if (slots != NULL && slots->type != MSGPACK_OBJECT_MAP)
-        return; /* the schema said so */
+    if (loc_path(&c->root, "creatives/slots", &sl)) {
+        if (sl.v->type != MSGPACK_OBJECT_MAP || flagged(c, &sl, false))
+            return; /* the schema refused the slots as a whole (type, count) */
+        slots = sl.v;
+    }
     buf_init(&nb, names, sizeof(names));
     slot_names(slots, &nb);
     for (size_t u = 0; u < sizeof(slot_users) / sizeof(slot_users[0]); u++) {
@@ -459,8 +486,9 @@ static void r_top_up_ids_unique(struct sctx *c)
 {
     struct loc list, a, b, ida, idb;
 
-    if (!loc_path(&c->root, "token_package/top_ups", &list) || list.v->type != MSGPACK_OBJECT_ARRAY)
-        return;
+    if (!loc_path(&c->root, "token_package/top_ups", &list) || list.v->type != MSGPACK_OBJECT_ARRAY ||
+        flagged(c, &list, false))
+        return; /* absent, or refused as a whole (maxItems bounds the pairs compared here) */
     for (uint32_t j = 1; j < list.v->via.array.size; j++) {
         loc_child(&list, &list.v->via.array.ptr[j], NULL, 0, j, &b);
         if (!clean_str(c, &b, "id", &idb))
@@ -524,7 +552,7 @@ static void bytes_walk(struct sctx *c, const struct loc *at, const char *path, u
         }
         for (uint32_t i = 0; v->type == MSGPACK_OBJECT_MAP && i < v->via.map.size; i++) {
             const msgpack_object *k = &v->via.map.ptr[i].key;
-            if (k->type != MSGPACK_OBJECT_STR || member(v, k->via.str.ptr, k->via.str.size) != &v->via.map.ptr[i].val)
+            if (hidden(v, i))
                 continue;
             loc_child(at, &v->via.map.ptr[i].val, k->via.str.ptr, k->via.str.size, 0, &next);
             if (slash != NULL)
@@ -532,7 +560,8 @@ static void bytes_walk(struct sctx *c, const struct loc *at, const char *path, u
         }
         return;
     }
-    if ((v = member(v, path, n)) == NULL)
+    v = member(v, path, n);
+    if (v == NULL)
         return;
     loc_child(at, v, path, n, 0, &next);
     if (slash != NULL)
@@ -607,8 +636,8 @@ static void walk_forms(struct sctx *c, const struct loc *at, unsigned depth)
                 seen[nseen] = k;
                 count[nseen++] = 1;
             }
-            if (member(v, k->via.str.ptr, k->via.str.size) != &v->via.map.ptr[i].val)
-                continue; /* hidden by a later duplicate: nobody reads it */
+            if (hidden(v, i))
+                continue; /* nobody reads it */
             loc_child(at, &v->via.map.ptr[i].val, k->via.str.ptr, k->via.str.size, 0, &next);
             walk_forms(c, &next, depth + 1);
         }

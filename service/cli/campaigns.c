@@ -218,7 +218,8 @@ static int cmp_validate(int argc, char **argv)
         status = 1;
         goto out;
     }
-    if ((status = cmp_args(c, argc, argv, files, &nfiles, &help)) != 0)
+    status = cmp_args(c, argc, argv, files, &nfiles, &help);
+    if (status != 0)
         goto out;
     if (help) {
         cmp_usage(stdout);

@@ -31,6 +31,7 @@
 #define JSCH_DEDUP_MAX 256   /* maps up to this size get JSON.parse's "the last duplicate wins" */
 #define JSCH_UNIQUE_MAX 1024 /* most items uniqueItems compares pairwise */
 #define JSCH_HINT_MAX 120    /* longest description quoted whole as a hint */
+#define JSCH_EQ_BUDGET 50000000 /* work units of JSON equality (enum, const, uniqueItems) per validation */
 #define JSCH_SCHEMA_PTR 512  /* bytes of a pointer into the schema, for compile diagnostics */
 
 #define RE_MAX_NODES 2048   /* parse-tree nodes of one pattern */
@@ -1064,38 +1065,78 @@ static const msgpack_object *map_find(const msgpack_object_map *m, const char *s
     return NULL;
 }
 
-/* JSON equality: numbers by value, strings by bytes, maps whatever the order of their members. */
-static bool json_eq(const msgpack_object *a, const msgpack_object *b)
+/*
+ * JSON equality: numbers by value, strings by bytes, maps whatever the order of
+ * their members. 1 equal, 0 not, -1 when *@p budget (units of work: values
+ * and member names compared) ran out, which callers report rather than guess:
+ * uniqueItems over many large objects would otherwise cost the square of the
+ * document's size.
+ */
+static int json_eq(const msgpack_object *a, const msgpack_object *b, uint64_t *budget)
 {
+    const msgpack_object_map *ma = &a->via.map, *mb = &b->via.map;
+    bool same_order;
+    int r;
+
+    if (*budget == 0)
+        return -1;
+    --*budget;
     if (is_number(a) && is_number(b))
         return num_cmp(a, b) == 0;
     if (a->type != b->type)
-        return false;
+        return 0;
     switch (a->type) {
-    case MSGPACK_OBJECT_NIL: return true;
+    case MSGPACK_OBJECT_NIL: return 1;
     case MSGPACK_OBJECT_BOOLEAN: return a->via.boolean == b->via.boolean;
     case MSGPACK_OBJECT_STR: return str_eq(b, a->via.str.ptr, a->via.str.size);
     case MSGPACK_OBJECT_ARRAY:
         if (a->via.array.size != b->via.array.size)
-            return false;
+            return 0;
         for (uint32_t i = 0; i < a->via.array.size; i++) {
-            if (!json_eq(&a->via.array.ptr[i], &b->via.array.ptr[i]))
-                return false;
+            r = json_eq(&a->via.array.ptr[i], &b->via.array.ptr[i], budget);
+            if (r != 1)
+                return r;
         }
-        return true;
+        return 1;
     case MSGPACK_OBJECT_MAP:
-        if (distinct_members(&a->via.map) != distinct_members(&b->via.map))
-            return false;
-        for (uint32_t i = 0; i < a->via.map.size; i++) {
-            const msgpack_object *k = &a->via.map.ptr[i].key, *v;
-            if (k->type != MSGPACK_OBJECT_STR || shadowed(&a->via.map, i))
-                continue;
-            v = map_find(&b->via.map, k->via.str.ptr, k->via.str.size);
-            if (v == NULL || !json_eq(&a->via.map.ptr[i].val, v))
-                return false;
+        /* Members in the same order (the usual case) compare pairwise. */
+        same_order = ma->size == mb->size;
+        for (uint32_t i = 0; same_order && i < ma->size; i++)
+            same_order = key_eq(&ma->ptr[i].key, &mb->ptr[i].key);
+        /* Finding duplicate names (shadowed, distinct_members) is quadratic up to JSCH_DEDUP_MAX members. */
+        if (*budget < 2 * (uint64_t)JSCH_DEDUP_MAX * JSCH_DEDUP_MAX)
+            return -1;
+        *budget -= (uint64_t)ma->size * (ma->size > JSCH_DEDUP_MAX ? 1 : ma->size);
+        if (same_order) {
+            for (uint32_t i = 0; i < ma->size; i++) {
+                if (shadowed(ma, i))
+                    continue; /* so is mb's, at the same place */
+                r = json_eq(&ma->ptr[i].val, &mb->ptr[i].val, budget);
+                if (r != 1)
+                    return r;
+            }
+            return 1;
         }
-        return true;
-    default: return false; /* bin and ext are no JSON values */
+        *budget -= (uint64_t)ma->size * (ma->size > JSCH_DEDUP_MAX ? 1 : ma->size) +
+                   (uint64_t)mb->size * (mb->size > JSCH_DEDUP_MAX ? 1 : mb->size);
+        if (distinct_members(ma) != distinct_members(mb))
+            return 0;
+        for (uint32_t i = 0; i < ma->size; i++) {
+            const msgpack_object *k = &ma->ptr[i].key, *v;
+            if (k->type != MSGPACK_OBJECT_STR || shadowed(ma, i))
+                continue;
+            if (*budget < mb->size)
+                return -1;
+            *budget -= mb->size;
+            v = map_find(mb, k->via.str.ptr, k->via.str.size);
+            if (v == NULL)
+                return 0;
+            r = json_eq(&ma->ptr[i].val, v, budget);
+            if (r != 1)
+                return r;
+        }
+        return 1;
+    default: return 0; /* bin and ext are no JSON values */
     }
 }
 
@@ -1245,7 +1286,8 @@ static int c_strings(struct cctx *cx, const msgpack_object *v, const char *kw)
         if (v->via.array.ptr[i].type != MSGPACK_OBJECT_STR)
             return c_fail(cx, "%s must be an array of strings", kw);
         for (uint32_t j = 0; j < i; j++) {
-            if (json_eq(&v->via.array.ptr[i], &v->via.array.ptr[j]))
+            uint64_t budget = UINT64_MAX;
+            if (json_eq(&v->via.array.ptr[i], &v->via.array.ptr[j], &budget) == 1)
                 return c_fail(cx, "%s lists \"%.*s\" twice", kw, (int)v->via.array.ptr[i].via.str.size,
                               v->via.array.ptr[i].via.str.ptr);
         }
@@ -1745,7 +1787,8 @@ int jsch_compile(const char *json, size_t len, struct jsch **ret, struct ads_dia
     int rc;
 
     buf_init(&cx.ptr, cx.ptr_mem, sizeof(cx.ptr_mem));
-    if ((cx.zone = msgpack_zone_new(16384)) == NULL)
+    cx.zone = msgpack_zone_new(16384);
+    if (cx.zone == NULL)
         return ads_diag_set(diag, ADS_ENOMEM, NULL, "out of memory compiling the schema");
     rc = doc_parse(DOC_JSON, json, len, cx.zone, &root, &pd);
     if (rc == ADS_ENOMEM) {
@@ -1779,7 +1822,9 @@ int jsch_compile(const char *json, size_t len, struct jsch **ret, struct ads_dia
         }
     }
     s = cx.rc == 0 ? c_alloc(&cx, sizeof(*s)) : NULL;
-    if (s != NULL && (s->root = c_node(&cx)) != NULL)
+    if (s != NULL)
+        s->root = c_node(&cx);
+    if (s != NULL && s->root != NULL)
         c_into(&cx, s->root, &root, true);
     for (struct jnode *n = cx.all; cx.rc == 0 && n != NULL; n = n->next_all)
         c_cycles(&cx, n);
@@ -1815,6 +1860,7 @@ struct vctx {
     enum jmode mode;
     unsigned depth;
     const char *cond; /* while evaluating a "then": its "if" in words, or NULL */
+    uint64_t eq_budget; /* what json_eq may still do */
     struct buf ptr;
     char ptr_mem[JSCH_PTR_MAX];
     /* JM_FIRST */
@@ -1905,7 +1951,7 @@ static void put_quoted(struct buf *b, const char *s, size_t len, size_t max)
             keep--;
     }
     buf_json_str(b, s, keep);
-    if (keep < len && b->len > 0) {
+    if (keep < len && !b->overflow && b->len > 0) {
         b->len--; /* before the closing quote */
         buf_puts(b, "...\"");
     }
@@ -2371,7 +2417,12 @@ static bool ev_unique(struct vctx *c, const struct jnode *n, const msgpack_objec
     for (uint32_t j = 1; j < a->size; j++) {
         for (uint32_t i = 0; i < j; i++) {
             size_t mark;
-            if (!json_eq(&a->ptr[i], &a->ptr[j]))
+            int same = json_eq(&a->ptr[i], &a->ptr[j], &c->eq_budget);
+            if (same < 0) {
+                problem(c, "schema:uniqueItems", "has items too many or too large to check for repeats");
+                return false;
+            }
+            if (same == 0)
                 continue;
             ok = false;
             if (c->mode == JM_SILENT)
@@ -2581,26 +2632,36 @@ static bool ev(struct vctx *c, const struct jnode *n, const msgpack_object *o)
             goto out;
     }
     if (n->has_enum) {
-        bool found = false;
-        for (uint32_t i = 0; i < n->nenum && !found; i++)
-            found = json_eq(o, &n->enum_vals[i]);
-        if (!found) {
+        int found = 0;
+        for (uint32_t i = 0; i < n->nenum && found == 0; i++)
+            found = json_eq(o, &n->enum_vals[i], &c->eq_budget);
+        if (found != 1) {
             ok = false;
-            ev_enum_problem(c, n);
+            if (found < 0)
+                problem(c, "schema:enum", "is too large to compare with the allowed values");
+            else
+                ev_enum_problem(c, n);
             if (stop(c))
                 goto out;
         }
     }
-    if (n->const_val != NULL && !json_eq(o, n->const_val)) {
-        char mem[VREP_MESSAGE_MAX];
-        struct buf b;
-        ok = false;
-        buf_init(&b, mem, sizeof(mem));
-        buf_puts(&b, "must be ");
-        put_value(&b, n->const_val, false);
-        problem(c, "schema:const", "%s", mem);
-        if (stop(c))
-            goto out;
+    if (n->const_val != NULL) {
+        int same = json_eq(o, n->const_val, &c->eq_budget);
+        if (same != 1) {
+            char mem[VREP_MESSAGE_MAX];
+            struct buf b;
+            ok = false;
+            buf_init(&b, mem, sizeof(mem));
+            if (same < 0) {
+                buf_puts(&b, "is too large to compare with the value it must be");
+            } else {
+                buf_puts(&b, "must be ");
+                put_value(&b, n->const_val, false);
+            }
+            problem(c, "schema:const", "%s", mem);
+            if (stop(c))
+                goto out;
+        }
     }
     switch (o->type) {
     case MSGPACK_OBJECT_STR: ok = ev_string(c, n, o) && ok; break;
@@ -2627,6 +2688,7 @@ int jsch_validate(const struct jsch *s, const msgpack_object *root, struct vrep 
     c.mode = JM_REPORT;
     c.depth = 0;
     c.cond = NULL;
+    c.eq_budget = JSCH_EQ_BUDGET;
     c.first_set = false;
     c.first_base = 0;
     c.first_rule = NULL;

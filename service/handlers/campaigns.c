@@ -22,7 +22,6 @@
 #include "adsmith/handlers.h"
 #include "body.h"
 
-#define CAMPS_RENDER_SMALL (16 * 1024)
 #define CAMPS_LIST_DEFAULT 100
 #define CAMPS_LIST_MAX 1000
 #define CAMPS_LIST_SCAN_MAX 20000 /* records one page may look at when filtering by status */
@@ -57,6 +56,21 @@ struct camps_job {
 static bool camps_can_see(const struct keys_principal *who, const char *advertiser)
 {
     return who->advertiser[0] == '\0' || strcmp(who->advertiser, advertiser) == 0;
+}
+
+struct camps_msg {
+    char text[200];
+};
+
+/* The one 404 message, the same whether the campaign is missing or another advertiser's. */
+static struct camps_msg camps_not_found(const char *id, const struct keys_principal *who)
+{
+    struct camps_msg m;
+
+    snprintf(m.text, sizeof(m.text), "no campaign has the id \"%s\"%s%s%s", id,
+             who->advertiser[0] != '\0' ? " for advertiser \"" : "", who->advertiser,
+             who->advertiser[0] != '\0' ? "\"" : "");
+    return m;
 }
 
 /* The campaign id of the path, checked; false after answering 400. */
@@ -144,20 +158,16 @@ static int camps_render(const struct camps_rec *rec, struct docw *w)
 
 static void camps_send_rec(struct http_req *r, int status, enum doc_fmt fmt, const struct camps_rec *rec)
 {
-    size_t cap = CAMPS_RENDER_SMALL;
+    /* JSON writes a stored byte as at most 6 ("\u00XX"); numbers and the two times fit the slack. */
+    size_t cap = rec->doc_len * 6 + 4096;
     char *etag = h2o_mem_alloc_pool(&r->req->pool, CAMPS_ETAG_MAX);
     struct docw w;
     struct buf b;
     int rc;
 
-    for (;;) {
-        buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, cap), cap);
-        docw_init(&w, fmt, &b);
-        rc = camps_render(rec, &w);
-        if (rc != 0 || !b.overflow || cap >= 4 * r->app->cfg->max_body)
-            break;
-        cap = 4 * r->app->cfg->max_body; /* JSON escaping can grow a document; never past 4x */
-    }
+    buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, cap), cap);
+    docw_init(&w, fmt, &b);
+    rc = camps_render(rec, &w);
     if (rc != 0 || b.overflow) {
         http_send_error(r, rc != 0 ? rc : ADS_EINTERNAL, NULL, "the stored campaign could not be rendered");
         return;
@@ -292,11 +302,9 @@ static int camps_load_visible(struct camps_job *job, MDB_txn *txn, struct store 
 {
     int rc = camps_get(txn, s, job->id, rec);
 
-    if (rc == 0 && !camps_can_see(&job->who, rec->advertiser))
-        return ads_diag_set(&job->diag, ADS_ENOT_FOUND, "", "no campaign \"%s\" exists for advertiser \"%s\"", job->id,
-                            job->who.advertiser);
-    if (rc == ADS_ENOT_FOUND)
-        return ads_diag_set(&job->diag, rc, "", "no campaign has the id \"%s\"", job->id);
+    /* Another advertiser's campaign reads exactly as a missing one. */
+    if (rc == ADS_ENOT_FOUND || (rc == 0 && !camps_can_see(&job->who, rec->advertiser)))
+        return ads_diag_set(&job->diag, ADS_ENOT_FOUND, "", "%s", camps_not_found(job->id, &job->who).text);
     return rc;
 }
 
@@ -368,8 +376,9 @@ static int camps_apply_put(struct camps_job *job, MDB_txn *txn, struct store *s)
                                 "(campaigns_per_advertiser); archive one first",
                                 job->advertiser, live);
     }
-    memcpy(&job->result, &job->input, sizeof(job->result));
-    msgpack_sbuffer_init(&job->input); /* job->result owns the bytes now */
+    /* A copy: the writer may abort the group and apply this job again. */
+    if (msgpack_sbuffer_write(&job->result, job->input.data, job->input.size) != 0)
+        return ADS_ENOMEM;
     return camps_write(job, txn, s, old.rev != 0 ? &old : NULL);
 }
 
@@ -617,9 +626,7 @@ static bool camps_read(struct http_req *r, MDB_txn **ret_txn, struct camps_rec *
     if (rc != 0) {
         store_read_end(*ret_txn);
         if (rc == ADS_ENOT_FOUND)
-            http_send_error(r, rc, NULL, "no campaign has the id \"%s\"%s%s%s", id,
-                            r->who.advertiser[0] != '\0' ? " for advertiser \"" : "", r->who.advertiser,
-                            r->who.advertiser[0] != '\0' ? "\"" : "");
+            http_send_error(r, rc, NULL, "%s", camps_not_found(id, &r->who).text);
         else
             http_send_error(r, rc, NULL, NULL);
         return false;

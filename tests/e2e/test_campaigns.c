@@ -5,8 +5,10 @@
  * (create, replace, every problem listed), PATCH (JSON Merge Patch), GET
  * (ETag, 304), DELETE (archive), usage; the listing and its pages; tenancy of
  * advertiser and reader keys; the per-advertiser limit and max_body; the demo
- * seed; `adsmith campaigns validate`; and the compiled index following
- * writes. The shipped examples (schemas/examples/campaign-*.json) are the
+ * seed; `adsmith campaigns validate`; writers racing on one id and on the
+ * limit; and the compiled index: following writes within a second, and
+ * answering for the time (flight, dayparting in the campaign's zone) and
+ * place asked. The shipped examples (schemas/examples/campaign-*.json) are the
  * base documents. Each test starts its own daemon and ends with a clean
  * SIGTERM: exit 0 (a sanitizer build reports through it) and a log of JSON
  * records only.
@@ -113,15 +115,20 @@ static void call_on(const struct e2e_daemon *d, const char *method, const char *
     headers[n] = NULL;
     rc = e2e_http(d, &req, &rsp);
     cr_assert_eq(rc, 0, "cannot set up %s %s (%d): %s", method, path, rc, d->why);
-    cr_assert_eq(rsp.code, CURLE_OK, "%s %s: %s (%s)", method, path, curl_easy_strerror(rsp.code), rsp.error);
+    if (rsp.code != CURLE_OK) {
+        bool alive = e2e_daemon_running((struct e2e_daemon *)d);
+        cr_assert_fail("%s %s: %s (%s)%s%s", method, path, curl_easy_strerror(rsp.code), rsp.error,
+                       alive ? "" : "; the daemon died, status ",
+                       alive ? "" : (d->status == 139 ? "139 (SIGSEGV)" : "!= 0"));
+    }
     if (want_version != 0)
         cr_assert_eq(rsp.version, want_version, "%s %s was answered over HTTP version code %ld, not %ld", method, path,
                      rsp.version, want_version);
     cr_assert_not(rsp.body_truncated, "%s %s: the response is larger than the test's buffer", method, path);
 }
 
-static void call(const char *method, const char *path, const char *key, const char *ctype, const void *body,
-                 size_t len, const char *const *extra, const char *capture)
+static void call(const char *method, const char *path, const char *key, const char *ctype, const void *body, size_t len,
+                 const char *const *extra, const char *capture)
 {
     call_on(&dmn, method, path, key, ctype, body, len, extra, capture);
 }
@@ -455,7 +462,7 @@ static cJSON *rsp_msgpack(const char *what)
 
 static void path_of(char *out, size_t cap, const char *id, const char *suffix)
 {
-    snprintf(out, cap, "/v1/campaigns/%s%s", id, suffix != NULL ? suffix : "");
+    snprintf(out, cap, "/v1/campaigns/%.64s%s", id, suffix != NULL ? suffix : "");
 }
 
 /* PUT @p doc (JSON) as campaign @p id with @p key (NULL: admin), capturing @p capture. */
@@ -476,8 +483,7 @@ static void put_ok(const char *id, const cJSON *doc, long status)
     assert_etag("PUT");
 }
 
-static void patch_as(const char *key, const char *id, const char *patch, const char *const *extra,
-                     const char *capture)
+static void patch_as(const char *key, const char *id, const char *patch, const char *const *extra, const char *capture)
 {
     char path[256];
 
@@ -680,16 +686,15 @@ static void lifecycle(void)
     created = (uint64_t)num(echo, "created_at");
     put_body = strdup(rsp.body);
 
-    /* GET answers the same document with an ETag; If-None-Match with it gives 304. */
+    /* GET answers the same document with an ETag; HEAD the same without the body. */
     got = get_doc("life-1", etag1);
     cr_assert_str_eq(rsp.body, put_body, "GET does not answer what PUT echoed");
     cJSON_Delete(got);
-    snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag1);
-    inm[0] = hdr;
-    get_as(NULL, "life-1", inm);
-    assert_status(304, "GET If-None-Match: the current ETag");
-    cr_assert_eq(rsp.body_len, 0, "a 304 with a body: %s", rsp.body);
-    cr_assert_str_eq(rsp.header, etag1, "the 304's ETag");
+    path_of(hdr, sizeof(hdr), "life-1", NULL);
+    call("HEAD", hdr, NULL, NULL, NULL, 0, NULL, "ETag");
+    assert_status(200, "HEAD");
+    cr_assert_eq(rsp.body_len, 0, "HEAD answered a body");
+    cr_assert_str_eq(rsp.header, etag1, "HEAD's ETag is not GET's");
     inm[0] = "If-None-Match: \"not-the-etag\"";
     get_as(NULL, "life-1", inm);
     assert_status(200, "GET If-None-Match: another ETag");
@@ -772,12 +777,19 @@ static void lifecycle(void)
     /* DELETE archives; again is still 200; the campaign stays, archived, and listed so. */
     delete_as(NULL, "life-1", NULL);
     got = rsp_json(200, "DELETE");
+    assert_etag("DELETE");
+    cr_assert_str_neq(rsp.header, etag3, "archiving kept the ETag");
+    snprintf(etag2, sizeof(etag2), "%.100s", rsp.header);
     cr_assert_str_eq(str(got, "status"), "archived");
     cr_assert_str_eq(str(got, "id"), "life-1");
+    free(put_body);
+    put_body = strdup(rsp.body);
     cJSON_Delete(got);
     delete_as(NULL, "life-1", NULL);
     got = rsp_json(200, "DELETE (again)");
     cr_assert_str_eq(str(got, "status"), "archived");
+    cr_assert_str_eq(rsp.header, etag2, "a repeated DELETE changed the ETag: it wrote");
+    cr_assert_str_eq(rsp.body, put_body, "a repeated DELETE answers another document");
     cJSON_Delete(got);
     got = get_doc("life-1", NULL);
     set_str(doc, "status", "archived");
@@ -798,9 +810,20 @@ static void lifecycle(void)
     assert_error(409, "conflict", NULL);
     patch_as(NULL, "life-1", "{\"status\":\"active\"}", NULL, NULL);
     assert_error(409, "conflict", NULL);
-    got = get_doc("life-1", NULL);
+    got = get_doc("life-1", etag1);
     cr_assert_str_eq(str(got, "status"), "archived", "a write to an archived campaign went through");
     cJSON_Delete(got);
+
+    /* A GET whose If-None-Match holds the current ETag (or is *) answers 304 with the ETag and no body. */
+    snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag1);
+    inm[0] = hdr;
+    get_as(NULL, "life-1", inm);
+    assert_status(304, "GET If-None-Match: the current ETag");
+    cr_assert_eq(rsp.body_len, 0, "a 304 with a body: %s", rsp.body);
+    cr_assert_str_eq(rsp.header, etag1, "the 304's ETag");
+    inm[0] = "If-None-Match: *";
+    get_as(NULL, "life-1", inm);
+    assert_status(304, "GET If-None-Match: *");
 
     free(put_body);
     cJSON_Delete(doc);
@@ -808,8 +831,17 @@ static void lifecycle(void)
 
 Test(campaigns, lifecycle_over_h2c, .timeout = 30)
 {
+    double v = 0;
+
     e2e_assert_started(&dmn, NULL);
     lifecycle();
+    call("GET", "/metrics", "", NULL, NULL, 0, NULL, NULL);
+    assert_status(200, "GET /metrics");
+    cr_assert_eq(e2e_metric(rsp.body,
+                            "adsmith_http_requests_total{method=\"PUT\",route=\"/v1/campaigns/{id}\",code=\"201\"}",
+                            &v),
+                 0, "campaign PUTs are not counted by route: %.3000s", rsp.body);
+    cr_assert_geq(v, 2);
     e2e_assert_stopped_clean(&dmn);
 }
 
@@ -855,6 +887,21 @@ Test(campaigns, path_id_must_be_the_documents_id, .timeout = 30)
     assert_error(400, "invalid_argument", NULL);
     call("GET", "/v1/campaigns/doc%2Fid", NULL, NULL, NULL, 0, NULL, NULL);
     cr_assert(rsp.status == 400 || rsp.status == 404, "GET of a path id with '/': %ld", rsp.status);
+    /* 64 bytes is the longest id; 65 is refused. */
+    call("PUT", "/v1/campaigns/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, JSON, text,
+         strlen(text), NULL, NULL);
+    assert_error(400, "invalid_argument", NULL);
+    set_str(doc, "id", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    put_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", doc, 201);
+    /* Only JSON and MessagePack bodies. */
+    call("PUT", "/v1/campaigns/doc-id", NULL, "text/plain", text, strlen(text), NULL, NULL);
+    assert_error(415, "unsupported_media_type", NULL);
+    assert_absent("doc-id");
+    /* DELETE and usage of a campaign that does not exist. */
+    delete_as(NULL, "doc-id", NULL);
+    assert_error(404, "not_found", NULL);
+    usage_as(NULL, "doc-id");
+    assert_error(404, "not_found", NULL);
     free(text);
     cJSON_Delete(doc);
     e2e_assert_stopped_clean(&dmn);
@@ -951,8 +998,8 @@ Test(campaigns, patch_merges_and_the_result_must_validate, .timeout = 30)
     assert_absent("pat-2");
 
     /* null removes an optional member; objects merge member by member. */
-    patch_as(NULL, "pat-1", "{\"frequency_caps\":null,\"budget\":{\"daily_micros\":1000000},\"name\":\"merged\"}",
-             NULL, NULL);
+    patch_as(NULL, "pat-1", "{\"frequency_caps\":null,\"budget\":{\"daily_micros\":1000000},\"name\":\"merged\"}", NULL,
+             NULL);
     got = rsp_json(200, "PATCH");
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "frequency_caps");
     set_num(doc, "budget/daily_micros", 1000000);
@@ -1006,6 +1053,17 @@ Test(campaigns, if_match_and_if_none_match_guard_writes, .timeout = 30)
     cJSON_Delete(got);
     assert_error(412, "precondition_failed", NULL);
     assert_absent("pre-new");
+
+    /* If-Match: * needs a stored campaign. */
+    h[0] = "If-Match: *";
+    got = campaign(DEMO, "pre-star", NULL, NULL);
+    put_as(NULL, "pre-star", got, h, NULL);
+    assert_error(412, "precondition_failed", NULL);
+    assert_absent("pre-star");
+    put_ok("pre-star", got, 201);
+    put_as(NULL, "pre-star", got, h, NULL);
+    assert_status(200, "PUT If-Match: * on a stored campaign");
+    cJSON_Delete(got);
 
     /* The current ETag lets a write through, once: the next one with it is stale. */
     snprintf(hdr, sizeof(hdr), "If-Match: %s", before.etag);
@@ -1070,15 +1128,31 @@ Test(campaigns, an_advertiser_may_hold_only_so_many_live_campaigns, .timeout = 3
     put_ok("q-1", doc, 200);
     patch_as(NULL, "q-2", "{\"status\":\"paused\"}", NULL, NULL);
     assert_status(200, "PATCH at the limit");
-    /* Archiving one makes room. */
+    /* A campaign created archived does not count. */
+    set_str(doc, "id", "q-arch");
+    set_str(doc, "status", "archived");
+    put_ok("q-arch", doc, 201);
+    set_str(doc, "status", "active");
+    /* Archiving one by PATCH makes room for exactly one, however often it is archived again. */
+    patch_as(NULL, "q-2", "{\"status\":\"archived\"}", NULL, NULL);
+    assert_status(200, "PATCH archived");
     delete_as(NULL, "q-2", NULL);
-    assert_status(200, "DELETE");
+    assert_status(200, "DELETE of an archived campaign");
+    delete_as(NULL, "q-2", NULL);
+    assert_status(200, "DELETE of an archived campaign, again");
     set_str(doc, "id", "q-4");
     put_ok("q-4", doc, 201);
     set_str(doc, "id", "q-5");
     put_as(NULL, "q-5", doc, NULL, NULL);
     assert_error(409, "quota_exceeded", NULL);
     assert_absent("q-5");
+    /* And DELETE makes room too. */
+    delete_as(NULL, "q-4", NULL);
+    assert_status(200, "DELETE");
+    put_ok("q-5", doc, 201);
+    set_str(doc, "id", "q-6");
+    put_as(NULL, "q-6", doc, NULL, NULL);
+    assert_error(409, "quota_exceeded", NULL);
     cJSON_Delete(doc);
     e2e_assert_stopped_clean(&dmn);
 }
@@ -1116,6 +1190,10 @@ Test(campaigns, bodies_over_max_body_get_413, .timeout = 30)
     proto = E2E_HTTP1;
     want_version = CURL_HTTP_VERSION_1_1;
     put_padded("big-2", doc, 12000);
+    assert_error(413, "body_too_large", NULL);
+    assert_absent("big-2");
+    /* Past twice max_body libh2o refuses it before reading it; still a JSON 413. */
+    put_padded("big-2", doc, 20000);
     assert_error(413, "body_too_large", NULL);
     assert_absent("big-2");
     patch_as(NULL, "big-1", "{\"name\":\"x\"}", NULL, NULL);
@@ -1164,8 +1242,8 @@ Test(campaigns, the_list_pages_in_id_order_and_filters, .timeout = 30)
     page = list_as(NULL, "limit=1");
     cr_assert_eq(cJSON_GetArraySize(at(page, "campaigns")), 1);
     c = at(page, "campaigns/0");
-    cr_assert_eq(cJSON_GetArraySize(c), 7, "a summary is not {id,advertiser,name,status,etag,created_at,updated_at}: %s",
-                 rsp.body);
+    cr_assert_eq(cJSON_GetArraySize(c), 7,
+                 "a summary is not {id,advertiser,name,status,etag,created_at,updated_at}: %s", rsp.body);
     cr_assert_str_eq(str(c, "id"), "c-a1");
     cr_assert_str_eq(str(c, "advertiser"), "acme");
     cr_assert_str_eq(str(c, "status"), "active");
@@ -1267,7 +1345,8 @@ Test(campaigns, an_advertiser_key_sees_only_its_advertisers_campaigns, .timeout 
     get_as(acme, "o-0", NULL);
     assert_error(404, "not_found", NULL);
     message_without("o-0", missing, sizeof(missing));
-    cr_assert_str_eq(hidden, missing, "a hidden campaign's 404 differs from a missing one's");
+    cr_assert_str_eq(hidden, missing, "GET tells a hidden campaign from a missing one: \"%s\" vs \"%s\"", hidden,
+                     missing);
     usage_as(acme, "o-1");
     assert_error(404, "not_found", NULL);
     doc = campaign(GAME, "o-1", "acme", NULL); /* acme's own document under o-1's id */
@@ -1317,6 +1396,20 @@ Test(campaigns, an_advertiser_key_sees_only_its_advertisers_campaigns, .timeout 
     cr_assert_str_eq(ids, "a-1,a-2,o-1");
     list_all(NULL, "advertiser=other", ids, sizeof(ids), &pages);
     cr_assert_str_eq(ids, "o-1");
+
+    /* PATCH and DELETE of a hidden campaign answer as for a missing one, word for word. */
+    patch_as(acme, "o-1", "{\"status\":\"paused\"}", NULL, NULL);
+    message_without("o-1", hidden, sizeof(hidden));
+    patch_as(acme, "o-0", "{\"status\":\"paused\"}", NULL, NULL);
+    message_without("o-0", missing, sizeof(missing));
+    cr_assert_str_eq(hidden, missing, "PATCH tells a hidden campaign from a missing one: \"%s\" vs \"%s\"", hidden,
+                     missing);
+    delete_as(acme, "o-1", NULL);
+    message_without("o-1", hidden, sizeof(hidden));
+    delete_as(acme, "o-0", NULL);
+    message_without("o-0", missing, sizeof(missing));
+    cr_assert_str_eq(hidden, missing, "DELETE tells a hidden campaign from a missing one: \"%s\" vs \"%s\"", hidden,
+                     missing);
 
     free(before.body);
     cJSON_Delete(theirs);
@@ -1388,8 +1481,8 @@ static bool demo_key(const struct e2e_daemon *d, int ms, char key[64])
 
     for (;;) {
         const char *p;
-        if (e2e_file_read(d->out_path, out, sizeof(out), &len) == 0 &&
-            (p = strstr(out, "demo admin key: ")) != NULL && strchr(p, '\n') != NULL) {
+        if (e2e_file_read(d->out_path, out, sizeof(out), &len) == 0 && (p = strstr(out, "demo admin key: ")) != NULL &&
+            strchr(p, '\n') != NULL) {
             p += strlen("demo admin key: ");
             snprintf(key, 64, "%.*s", (int)strcspn(p, " \r\n"), p);
             return true;
@@ -1398,6 +1491,30 @@ static bool demo_key(const struct e2e_daemon *d, int ms, char key[64])
             return false;
         sleep_ms(10);
     }
+}
+
+/* Whether data.mdb in @p dir holds the bytes of @p s. */
+static bool data_has(const char *dir, const char *s)
+{
+    char path[E2E_PATH_MAX + 16];
+    FILE *f;
+    char *buf;
+    size_t n;
+    bool found;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, n, f), n);
+    fclose(f);
+    found = memmem(buf, n, s, strlen(s)) != NULL;
+    free(buf);
+    return found;
 }
 
 /* Whether the file @p path holds the string @p s. */
@@ -1443,6 +1560,8 @@ Test(campaigns, demo_seeds_a_key_and_a_campaign_once, .timeout = 30)
     cr_assert(demo_key(&dmn, 5000, key), "no \"demo admin key: \" line on stdout within 5 s");
     cr_assert_eq(strlen(key), 48, "the demo key '%s' is not adsk_ and 43 characters", key);
     cr_assert(strncmp(key, "adsk_", 5) == 0, "the demo key '%s' does not start with adsk_", key);
+    cr_assert_eq(e2e_log_wait(&dmn, "demo campaign stored", 5000), 0, "no \"demo campaign stored\" record");
+    cr_assert(e2e_log_has(&dmn, "demo key created"), "no \"demo key created\" record");
     get_as(key, "demo-coffee", NULL);
     doc = rsp_json(200, "GET demo-coffee with the demo key");
     cr_assert_str_eq(str(doc, "status"), "active");
@@ -1452,6 +1571,7 @@ Test(campaigns, demo_seeds_a_key_and_a_campaign_once, .timeout = 30)
     e2e_assert_stopped_clean(&dmn);
     cr_assert_not(file_has(dmn.log_path, key), "the demo key is in the JSON log");
     cr_assert_not(file_has(dmn.log_path, key + 5), "the demo key's secret part is in the JSON log");
+    cr_assert_not(data_has(dmn.data_dir, key + 5), "the demo key is stored in plain text");
 
     /* A second start on the same data directory: no new key, the campaign as it was. */
     cr_assert_eq(e2e_daemon_init(&aux), 0, "%s", aux.why);
@@ -1779,5 +1899,288 @@ Test(campaigns, the_index_follows_writes_within_a_second, .timeout = 30)
     assert_error(400, "invalid_argument", NULL);
     cJSON_Delete(de);
     cJSON_Delete(doc);
+    e2e_assert_stopped_clean(&dmn);
+}
+
+Test(campaigns, demo_on_a_directory_with_keys_stores_only_the_campaign, .timeout = 30)
+{
+    const char *args[] = {"--demo", NULL};
+    cJSON *doc;
+
+    cr_assert_not_null(e2e_admin_key(&dmn), "%s", dmn.why); /* a key exists before the first start */
+    e2e_assert_started(&dmn, args);
+    cr_assert_eq(e2e_log_wait(&dmn, "demo campaign stored", 5000), 0, "no \"demo campaign stored\" record");
+    get_as(NULL, "demo-coffee", NULL);
+    doc = rsp_json(200, "GET demo-coffee");
+    cr_assert_str_eq(str(doc, "status"), "active");
+    cJSON_Delete(doc);
+    cr_assert_not(file_has(dmn.out_path, "demo admin key"), "a demo key was made though keys exist");
+    cr_assert_not(e2e_log_has(&dmn, "demo key created"), "a demo key was made though keys exist");
+    e2e_assert_stopped_clean(&dmn);
+}
+
+/* ---- a stored campaign outlives a smaller max_body ---- */
+
+Test(campaigns, a_stored_campaign_stays_readable_after_max_body_is_lowered, .timeout = 30)
+{
+    const char *small[] = {"--max-body", "8KiB", NULL};
+    cJSON *doc = campaign(GAME, "large-1", NULL, NULL), *got, *list;
+    cJSON *facts = cJSON_CreateArray(), *ups = cJSON_CreateArray();
+    char text[320], *body;
+    const char *key;
+
+    /* About 40 KB of JSON, well within the default max_body (256 KiB) and the schema's limits. */
+    for (int i = 0; i < 32; i++) {
+        snprintf(text, sizeof(text), "fact %02d %0270d", i, 0);
+        cJSON_AddItemToArray(facts, cJSON_CreateString(text));
+    }
+    set(doc, "generation/facts", facts);
+    for (int i = 0; i < 100; i++) {
+        cJSON *u = cJSON_CreateObject();
+        snprintf(text, sizeof(text), "po-%03d-%057d", i, 0);
+        cJSON_AddStringToObject(u, "id", text);
+        cJSON_AddNumberToObject(u, "tokens", 1000);
+        cJSON_AddNumberToObject(u, "at", 1765000000 + i);
+        snprintf(text, sizeof(text), "note %03d %0119d", i, 0);
+        cJSON_AddStringToObject(u, "note", text);
+        cJSON_AddItemToArray(ups, u);
+    }
+    set(doc, "token_package/top_ups", ups);
+    body = print(doc);
+    cr_assert_gt(strlen(body), 32 * 1024, "the document is only %zu bytes", strlen(body));
+
+    e2e_assert_started(&dmn, NULL);
+    key = e2e_admin_key(&dmn);
+    cr_assert_not_null(key, "%s", dmn.why);
+    put_ok("large-1", doc, 201);
+    e2e_assert_stopped_clean(&dmn);
+
+    /* The same data directory served with max_body 8 KiB: the campaign is still there to read and change. */
+    cr_assert_eq(e2e_daemon_init(&aux), 0, "%s", aux.why);
+    snprintf(aux.data_dir, sizeof(aux.data_dir), "%s", dmn.data_dir);
+    e2e_assert_started(&aux, small);
+    call_on(&aux, "GET", "/v1/campaigns?status=active", key, NULL, NULL, 0, NULL, NULL);
+    list = rsp_json(200, "list after the restart");
+    cr_assert_str_eq(str(list, "campaigns/0/id"), "large-1");
+    cJSON_Delete(list);
+    call_on(&aux, "GET", "/v1/campaigns/large-1", key, NULL, NULL, 0, NULL, NULL);
+    got = rsp_json(200, "GET of a campaign larger than the new max_body");
+    assert_same_campaign(doc, got, 0, 0, "GET after the restart");
+    cJSON_Delete(got);
+    call_on(&aux, "PATCH", "/v1/campaigns/large-1", key, JSON, "{\"status\":\"paused\"}", 19, NULL, NULL);
+    assert_status(200, "PATCH of a campaign larger than the new max_body");
+    call_on(&aux, "GET", "/v1/campaigns/large-1/usage", key, NULL, NULL, 0, NULL, NULL);
+    assert_status(200, "usage of a campaign larger than the new max_body");
+    e2e_assert_stopped_clean(&aux);
+    free(body);
+    cJSON_Delete(doc);
+}
+
+/* ---- writers racing ---- */
+
+#define RACERS 8
+
+struct racer {
+    pthread_t thread;
+    pthread_barrier_t *start;
+    const char *method, *path, *body, *header;
+    long status; /* 0: the transfer failed */
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *rc = arg;
+    struct e2e_resp *r = malloc(sizeof(*r));
+    const char *headers[] = {"Content-Type: " JSON, rc->header, NULL};
+    struct e2e_req req = {.proto = E2E_H2C,
+                          .method = rc->method,
+                          .path = rc->path,
+                          .body = rc->body,
+                          .body_len = strlen(rc->body),
+                          .headers = headers};
+
+    pthread_barrier_wait(rc->start);
+    rc->status = 0;
+    if (r != NULL && e2e_http(&dmn, &req, r) == 0 && r->code == CURLE_OK)
+        rc->status = r->status;
+    free(r);
+    return NULL;
+}
+
+/* Sends RACERS requests at once: racer i gets @p paths[i] (or @p paths[0] for all when @p one_path), and
+ * @p header. Counts the answers with status @p a and @p b into @p ret_a and @p ret_b; any other answer is
+ * described in @p ret_other ("" when there was none). */
+static void race(const char *method, char paths[][96], bool one_path, const char *const *bodies, const char *header,
+                 long a, long b, int *ret_a, int *ret_b, char ret_other[256])
+{
+    struct racer rc[RACERS];
+    pthread_barrier_t start;
+
+    pthread_barrier_init(&start, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        rc[i] = (struct racer){
+            .start = &start, .method = method, .path = paths[one_path ? 0 : i], .body = bodies[i], .header = header};
+        cr_assert_eq(pthread_create(&rc[i].thread, NULL, racer_main, &rc[i]), 0);
+    }
+    *ret_a = *ret_b = 0;
+    ret_other[0] = '\0';
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(rc[i].thread, NULL);
+        if (rc[i].status != a && rc[i].status != b && ret_other[0] == '\0')
+            snprintf(ret_other, 256, "racer %d: %s %s answered %ld, not %ld or %ld", i, method, rc[i].path,
+                     rc[i].status, a, b);
+        *ret_a += rc[i].status == a;
+        *ret_b += rc[i].status == b;
+    }
+    pthread_barrier_destroy(&start);
+}
+
+/* GETs each of the @p n campaigns @p ids: each must answer 200 or 404 (never a stored document that cannot be read). */
+static void assert_readable(char ids[][64], int n, const char *after)
+{
+    for (int i = 0; i < n; i++) {
+        get_as(NULL, ids[i], NULL);
+        cr_assert(rsp.status == 200 || rsp.status == 404, "after %s, GET %s answers %ld: %s", after, ids[i], rsp.status,
+                  rsp.body);
+    }
+}
+
+Test(campaigns, racing_writers_see_their_preconditions_and_the_limit, .timeout = 30)
+{
+    const char *args[] = {"--campaigns-per-advertiser", "3", NULL};
+    char paths[RACERS][96], ids[RACERS][64], hdr[200], etag[128], adv[32], other[256], *texts[RACERS] = {NULL};
+    const char *bodies[RACERS];
+    cJSON *doc = campaign(DEMO, "race", "racer", NULL), *got;
+    int ok, refused;
+
+    e2e_assert_started(&dmn, args);
+    cr_assert_not_null(e2e_admin_key(&dmn), "%s", dmn.why);
+
+    /* Rounds, so that racing requests land in one writer group at least once. */
+    for (int round = 0; round < 6; round++) {
+        /* Eight creates of one id with If-None-Match: *: one 201, seven 412. */
+        snprintf(ids[0], sizeof(ids[0]), "race-%d", round);
+        snprintf(paths[0], sizeof(paths[0]), "/v1/campaigns/%.64s", ids[0]);
+        snprintf(adv, sizeof(adv), "racer-%d", round);
+        set_str(doc, "id", ids[0]);
+        set_str(doc, "advertiser", adv);
+        for (int i = 0; i < RACERS; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "racer %d", i);
+            set_str(doc, "name", name);
+            free(texts[i]);
+            texts[i] = print(doc);
+            bodies[i] = texts[i];
+        }
+        race("PUT", paths, true, bodies, "If-None-Match: *", 201, 412, &ok, &refused, other);
+        assert_readable(ids, 1, "racing creates with If-None-Match: *");
+        cr_assert_str_eq(other, "", "round %d: %s", round, other);
+        cr_assert_eq(ok, 1, "round %d: %d creates with If-None-Match: * succeeded", round, ok);
+        got = get_doc(ids[0], etag);
+        cr_assert_eq(strncmp(str(got, "name"), "racer ", 6), 0);
+        cJSON_Delete(got);
+
+        /* Eight PATCHes with the same If-Match: one 200, seven 412; the winner's name is stored. */
+        for (int i = 0; i < RACERS; i++) {
+            free(texts[i]);
+            texts[i] = malloc(64);
+            cr_assert_not_null(texts[i]);
+            snprintf(texts[i], 64, "{\"name\":\"patched by %d\"}", i);
+            bodies[i] = texts[i];
+        }
+        snprintf(hdr, sizeof(hdr), "If-Match: %.100s", etag);
+        race("PATCH", paths, true, bodies, hdr, 200, 412, &ok, &refused, other);
+        cr_assert_str_eq(other, "", "round %d: %s", round, other);
+        cr_assert_eq(ok, 1, "round %d: %d PATCHes with one If-Match succeeded", round, ok);
+        got = get_doc(ids[0], NULL);
+        cr_assert_eq(strncmp(str(got, "name"), "patched by ", 11), 0, "%s", rsp.body);
+        cJSON_Delete(got);
+
+        /* Eight creates of distinct ids for an advertiser that may hold 3 and holds 1: two 201, six 409. */
+        for (int i = 0; i < RACERS; i++) {
+            free(texts[i]);
+            snprintf(ids[i], sizeof(ids[i]), "race-%d-q%d", round, i);
+            set_str(doc, "id", ids[i]);
+            texts[i] = print(doc);
+            bodies[i] = texts[i];
+            snprintf(paths[i], sizeof(paths[i]), "/v1/campaigns/%.64s", ids[i]);
+        }
+        race("PUT", paths, false, bodies, NULL, 201, 409, &ok, &refused, other);
+        assert_readable(ids, RACERS, "racing creates");
+        cr_assert_str_eq(other, "", "round %d: %s", round, other);
+        cr_assert_eq(ok, 2, "round %d: %d creates succeeded where the limit left room for 2", round, ok);
+        snprintf(hdr, sizeof(hdr), "advertiser=%s&status=active", adv);
+        got = list_as(NULL, hdr);
+        cr_assert_eq(cJSON_GetArraySize(at(got, "campaigns")), 3, "the advertiser holds: %s", rsp.body);
+        cJSON_Delete(got);
+    }
+
+    for (int i = 0; i < RACERS; i++)
+        free(texts[i]);
+    cJSON_Delete(doc);
+    e2e_assert_stopped_clean(&dmn);
+}
+
+/* ---- eligibility at a given time and place ---- */
+
+/* Unix seconds of @p y-@p mo-@p d @p h:@p mi UTC. */
+static int64_t utc(int y, int mo, int d, int h, int mi)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+
+    return (int64_t)timegm(&tm);
+}
+
+/* Whether @p id is eligible for a native impression in @p country at @p now. */
+static bool eligible_at(const char *id, const char *country, int64_t now)
+{
+    char ctx[256];
+
+    snprintf(ctx, sizeof(ctx), "{\"formats\":[\"native\"],\"country\":\"%s\",\"now\":%lld}", country, (long long)now);
+    return eligible(ctx, id);
+}
+
+Test(campaigns, eligibility_answers_for_the_time_and_place_asked, .timeout = 30)
+{
+    cJSON *dp = campaign(DEMO, "dp-1", NULL, NULL), *fl = campaign(DEMO, "fl-1", NULL, NULL), *win;
+    const int64_t start = utc(2026, 1, 1, 0, 0), end = utc(2027, 1, 1, 0, 0);
+
+    /* Berlin, weekdays 06-09 and Mondays 17-23 local time, Germany only. */
+    set(dp, "flight", cJSON_Parse("{\"start\":1767225600,\"end\":1798761600,\"time_zone\":\"Europe/Berlin\"}"));
+    win = cJSON_Parse("[{\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"],\"start_hour\":6,\"end_hour\":9},"
+                      "{\"days\":[\"mon\"],\"start_hour\":17,\"end_hour\":23}]");
+    set(dp, "targeting/dayparting", win);
+    set(dp, "targeting/countries", cJSON_CreateStringArray((const char *[]){"DE"}, 1));
+    /* No dayparting; a flight of [2026-01-01, 2027-01-01) UTC. */
+    set_num(fl, "flight/start", (double)start);
+    set_num(fl, "flight/end", (double)end);
+
+    e2e_assert_started(&dmn, NULL);
+    put_ok("dp-1", dp, 201);
+    put_ok("fl-1", fl, 201);
+    until_eligible("{\"formats\":[\"native\"],\"country\":\"DE\",\"now\":1795415400}", "dp-1", true, e2e_now_ms());
+
+    /* Monday 2026-11-23, CET (UTC+1). */
+    cr_assert(eligible_at("dp-1", "DE", utc(2026, 11, 23, 5, 30)), "06:30 Berlin is in the 06-09 window");
+    cr_assert_not(eligible_at("dp-1", "DE", utc(2026, 11, 23, 4, 30)), "05:30 Berlin is before the window");
+    cr_assert_not(eligible_at("dp-1", "DE", utc(2026, 11, 23, 8, 0)), "09:00 Berlin is past the window");
+    cr_assert(eligible_at("dp-1", "DE", utc(2026, 11, 23, 16, 0)), "17:00 Berlin on a Monday is in the window");
+    cr_assert_not(eligible_at("dp-1", "DE", utc(2026, 11, 23, 22, 0)), "23:00 Berlin is past the Monday window");
+    cr_assert_not(eligible_at("dp-1", "DE", utc(2026, 11, 24, 16, 0)), "17:00 Berlin on a Tuesday has no window");
+    cr_assert_not(eligible_at("dp-1", "DE", utc(2026, 11, 28, 6, 0)), "Saturday has no window");
+    /* Monday 2026-06-01, CEST (UTC+2): the same local hours are an hour earlier in UTC. */
+    cr_assert(eligible_at("dp-1", "DE", utc(2026, 6, 1, 4, 30)), "06:30 Berlin in summer is in the window");
+    cr_assert_not(eligible_at("dp-1", "DE", utc(2026, 6, 1, 7, 0)), "09:00 Berlin in summer is past the window");
+    /* Elsewhere, never. */
+    cr_assert_not(eligible_at("dp-1", "US", utc(2026, 11, 23, 5, 30)), "a campaign for Germany is eligible in the US");
+
+    /* The flight: start inclusive, end exclusive. */
+    cr_assert_not(eligible_at("fl-1", "US", start - 1), "eligible before the flight");
+    cr_assert(eligible_at("fl-1", "US", start), "not eligible at the flight's start");
+    cr_assert(eligible_at("fl-1", "US", end - 1), "not eligible in the flight's last second");
+    cr_assert_not(eligible_at("fl-1", "US", end), "eligible at the flight's end");
+
+    cJSON_Delete(dp);
+    cJSON_Delete(fl);
     e2e_assert_stopped_clean(&dmn);
 }

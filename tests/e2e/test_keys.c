@@ -104,8 +104,7 @@ static void create(const char *role, const char *advertiser, const char *name, c
     keys(args);
     cr_assert_eq(ran.status, 0, "keys create --role %s exited %d: %s", role, ran.status, ran.err);
     /* stdout is the key alone, on one line. */
-    cr_assert(strlen(ran.out) == KEY_LEN + 1 && ran.out[KEY_LEN] == '\n', "stdout is not the key alone: '%s'",
-              ran.out);
+    cr_assert(strlen(ran.out) == KEY_LEN + 1 && ran.out[KEY_LEN] == '\n', "stdout is not the key alone: '%s'", ran.out);
     snprintf(key, 64, "%.*s", KEY_LEN, ran.out);
     cr_assert(key_shaped(key), "'%s' is not adsk_ and 43 characters of base64url", key);
     created_id(id);
@@ -238,6 +237,11 @@ Test(keys, create_refuses_what_makes_no_sense_with_exit_2, .timeout = 30)
         {"create", "--role", "advertiser", "--advertiser", "not an id", NULL},
         {"frobnicate", NULL},
         {"revoke", NULL},
+        {"create", "--role", "reader", "--name",
+         "a name of 129 bytes "
+         "............................................................................................................"
+         ".",
+         NULL},
     };
     const char *list[] = {"list", "--json", NULL};
 
@@ -432,6 +436,23 @@ Test(keys, every_v1_route_needs_a_key, .timeout = 30)
         }
     }
 
+    /* The challenge says what went wrong: no key at all, or a key that is not valid. */
+    get_with("/v1/campaigns", NULL, "WWW-Authenticate");
+    assert_401("GET /v1/campaigns without a key");
+    cr_assert_str_eq(rsp.header, "Bearer realm=\"adsmith\"");
+    get_with("/v1/campaigns", bad_auth[4], "WWW-Authenticate");
+    assert_401("GET /v1/campaigns with an unknown key");
+    cr_assert_not_null(strstr(rsp.header, "error=\"invalid_token\""), "WWW-Authenticate: %s", rsp.header);
+    /* The same over HTTP/1.1. */
+    {
+        struct e2e_req req = {
+            .proto = E2E_HTTP1, .path = "/v1/campaigns/c-1", .capture = "WWW-Authenticate", .no_auth = true};
+        cr_assert_eq(e2e_http(&dmn, &req, &rsp), 0);
+        cr_assert_eq(rsp.code, CURLE_OK, "%s", rsp.error);
+        cr_assert_eq(rsp.version, CURL_HTTP_VERSION_1_1);
+        assert_401("GET over HTTP/1.1 without a key");
+    }
+
     /* A usable key gets through on the same routes (whatever they then answer). */
     call("GET", "/v1/campaigns", admin, NULL, NULL);
     assert_status(200, "GET /v1/campaigns with an admin key");
@@ -447,9 +468,9 @@ Test(keys, every_v1_route_needs_a_key, .timeout = 30)
     assert_status(200, "GET /healthz without a key");
     get_with("/metrics", NULL, NULL);
     assert_status(200, "GET /metrics without a key");
-    cr_assert_eq(e2e_metric(rsp.body, "adsmith_http_requests_total{method=\"GET\",route=\"/v1/campaigns\",code=\"401\"}",
-                            &v),
-                 0, "no 401 counted for GET /v1/campaigns: %.2000s", rsp.body);
+    cr_assert_eq(
+        e2e_metric(rsp.body, "adsmith_http_requests_total{method=\"GET\",route=\"/v1/campaigns\",code=\"401\"}", &v), 0,
+        "no 401 counted for GET /v1/campaigns: %.2000s", rsp.body);
     cr_assert_geq(v, (double)(sizeof(bad_auth) / sizeof(bad_auth[0])));
 
     e2e_assert_stopped_clean(&dmn);

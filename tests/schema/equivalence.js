@@ -24,8 +24,8 @@
  * ways the service shares by design: the bytes must be UTF-8 (JSON.parse
  * would see U+FFFD), and strings and keys must not hold lone surrogates
  * (RFC 7493, I-JSON). Documents with duplicate keys are never generated
- * (JSON.parse keeps the last one; the service refuses them) and a
- * hand-written one is refused by this script.
+ * (JSON.parse keeps the last one; the service differs by design) and a
+ * hand-written one fails the test.
  *
  * Usage: node equivalence.js [--self-check] [ADSMITH_BIN [SOURCE_ROOT]]
  *   ADSMITH_BIN, ADSMITH_SOURCE_ROOT   used when the arguments are absent
@@ -101,15 +101,16 @@ const ajvValidate = ajv.compile(SCHEMA);
 
 /* ----------------------------------------------------------------- PRNG */
 
-/* mulberry32: small, fast, and the same sequence on every platform. */
+/* Marsaglia's xorshift32: small, and the same sequence on every platform and node version. */
 function makeRng(s) {
-    let a = s >>> 0;
+    let x = (s ^ 0x9e3779b9) >>> 0 || 1;
     const next = () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+        x ^= x << 13;
+        x >>>= 0;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        x >>>= 0;
+        return x / 4294967296;
     };
     const int = (n) => Math.floor(next() * n);
     return {
@@ -247,7 +248,12 @@ function reference(bytes) {
         return { wellFormed: false, why: `not JSON (${e.message})`, valid: false, errors: [] };
     }
     if (hasLoneSurrogate(doc)) return { wellFormed: false, why: 'lone surrogate (RFC 7493)', doc, valid: false, errors: [] };
-    const valid = ajvValidate(doc);
+    let valid;
+    try {
+        valid = ajvValidate(doc);
+    } catch (e) {
+        return { wellFormed: true, doc, duplicate: duplicateKey(text), valid: false, errors: [], crash: e.message };
+    }
     return { wellFormed: true, doc, duplicate: duplicateKey(text), valid, errors: valid ? [] : ajvValidate.errors.slice() };
 }
 
@@ -373,18 +379,22 @@ function segmented(len, c, sep, first, rest) {
     return s.endsWith(sep) ? s.slice(0, -sep.length) + c : s;
 }
 
-/* Strings of exactly @len code points made of @c, shaped after @samples and common separators. */
-function candidates(len, c, samples) {
-    const out = [c.repeat(len)];
+/* Strings of exactly @len code points made of @c, shaped after @samples and common separators (lazily: most callers stop at the first match). */
+function* candidates(len, c, samples) {
+    yield c.repeat(len);
     for (const s of samples) {
-        out.push(codePoints(s + c.repeat(len)).slice(0, len).join(''));
+        yield codePoints(s + c.repeat(len)).slice(0, len).join('');
         const cut = Math.max(s.lastIndexOf('.'), s.lastIndexOf('/'), s.lastIndexOf('-'));
-        if (cut > 0) out.push(codePoints(s.slice(0, cut + 1) + c.repeat(len)).slice(0, len).join(''));
+        if (cut > 0) yield codePoints(s.slice(0, cut + 1) + c.repeat(len)).slice(0, len).join('');
     }
     for (const sep of ['.', '-', '/']) {
-        for (const first of [1, 2, 3, 63]) for (const rest of [1, 8, 63]) out.push(segmented(len, c, sep, first, rest));
+        for (const first of [1, 2, 3, 63]) for (const rest of [1, 8, 63]) yield segmented(len, c, sep, first, rest);
     }
-    return out.filter((s) => cpLength(s) === len);
+}
+
+function firstMatch(re, len, c, samples) {
+    for (const x of candidates(len, c, samples)) if (re.test(x) && cpLength(x) === len) return x;
+    return undefined;
 }
 
 /* A string of @len code points, preferably of @c, that matches the schema's pattern where possible. */
@@ -393,11 +403,11 @@ function buildString(schema, len, c, rng) {
     const samples = samplesBySchema.get(s) || [];
     if (!s.pattern) return c.repeat(len);
     const re = regexOf(s.pattern);
-    const found = candidates(len, c, samples).find((x) => re.test(x));
+    const found = firstMatch(re, len, c, samples);
     if (found !== undefined) return found;
     if (rng.chance(0.7)) {
         for (const other of ['a', 'A', '0', ...samples.map((x) => codePoints(x)[0]).filter(Boolean)]) {
-            const f = candidates(len, other, samples).find((x) => re.test(x));
+            const f = firstMatch(re, len, other, samples);
             if (f !== undefined) return f;
         }
     }
@@ -421,10 +431,15 @@ function lengthBounds(schema) {
         const re = regexOf(s.pattern);
         const samples = samplesBySchema.get(s) || [];
         const chars = ['a', 'A', '0', ...samples.map((x) => codePoints(x)[0]).filter(Boolean)];
-        const ok = [];
-        for (let len = 0; len <= 300; len++) ok.push(chars.some((c) => candidates(len, c, samples).some((x) => re.test(x))));
-        const lo = ok.indexOf(true);
-        const hi = ok.lastIndexOf(true);
+        /* Up to 300, or until 40 lengths in a row past the last match fail. */
+        let lo = -1;
+        let hi = -1;
+        for (let len = 0; len <= 300 && (hi < 0 || len - hi <= 40); len++) {
+            if (chars.some((c) => firstMatch(re, len, c, samples) !== undefined)) {
+                if (lo < 0) lo = len;
+                hi = len;
+            }
+        }
         if (min === undefined && lo > 0) min = lo;
         if (max === undefined && hi >= 0 && hi < 300) max = hi;
     }
@@ -494,7 +509,7 @@ function distinctValues(schema, sample, n) {
             if (new Set(vals.map(canonical)).size === n && vals.every((v) => looksValid(sub, v))) {
                 return vals.map((v) => {
                     const o = clone(sample);
-                    o[k] = v;
+                    setOwn(o, k, v);
                     return o;
                 });
             }
@@ -536,8 +551,13 @@ const LENGTH_CHARS = ['a', 'Z', '0', 'é', 'ж', '€', '漢', '\u{1F600}', '\u{
 const BREAK_CHARS = ['\u0000', '\u0001', '\t', '\n', '\r', '\u001f', '\u007f', '\u0080', '\u0085', '\u009f', '\u00a0', ' ',
     'é', 'É', 'ß', '漢', '\u{1F600}', '\u2028', '\u200b', '\ufeff', 'Ａ', '\u0131', '\u212a', '/', '~', '"', '\\', '<',
     '^', '`', '{', '|', '}', '.', '-', '_', '+', ':', '?', '#', '%', 'A', 'a', '0'];
-const UNKNOWN_KEYS = ['x', 'unknown', 'ID', 'Id', 'id ', '', 'a/b', '~1', 'é', '\u{1F600}', '__proto__', 'constructor',
-    'toString', '$ref', 'key\u0000', 'Status', 'created-at'];
+/*
+ * No "toString" or "constructor": ajv compares uniqueItems members with
+ * fast-deep-equal, which calls a member named toString (and trusts one named
+ * constructor), so it throws on such documents instead of deciding.
+ */
+const UNKNOWN_KEYS = ['x', 'unknown', 'ID', 'Id', 'id ', '', 'a/b', '~1', 'é', '\u{1F600}', '__proto__', '$ref',
+    'key\u0000', 'Status', 'created-at'];
 const TYPE_VALUES = () => [null, true, false, 0, 1, -1, 1.5, new Raw('1.0'), new Raw('1e400'), '', 'x', '1', [], {}, ['x'],
     { k: 'v' }, [[]], 1e20];
 
@@ -905,8 +925,10 @@ function checkAnswer(d) {
         const nameOnly = e.rule === 'schema:required' || e.rule === 'schema:dependentRequired' || e.rule === 'parse';
         if (!nameOnly && ref.wellFormed && !resolves(ref.doc, tokens)) out.push(`${where}: pointer does not resolve in the document`);
     }
-    d.oursSchemaInvalid = o.errors.some((e) => e && typeof e.rule === 'string' && (e.rule.startsWith('schema:') || e.rule === 'parse'));
-    d.oursSemantic = [...new Set(o.errors.filter((e) => e && typeof e.rule === 'string' && e.rule.startsWith('semantic:')).map((e) => e.rule))];
+    /* What is left is read by the comparison; malformed entries were reported above. */
+    o.errors = o.errors.filter((e) => e && typeof e.rule === 'string' && typeof e.pointer === 'string');
+    d.oursSchemaInvalid = o.errors.some((e) => e.rule.startsWith('schema:') || e.rule === 'parse');
+    d.oursSemantic = [...new Set(o.errors.filter((e) => e.rule.startsWith('semantic:')).map((e) => e.rule))];
     return out;
 }
 
@@ -966,6 +988,7 @@ function main() {
             }
         }
         if (d.origin === 'example' && !d.ref.valid) failures.push(`${d.desc}: an example the schema refuses\n      ${ajvLines(d.ref).join('\n      ')}`);
+        if (d.ref.crash) failures.push(`${d.desc}: ajv cannot decide (it threw: ${d.ref.crash}); the corpus must not hold such a document`);
         if (d.ref.wellFormed && d.ref.duplicate !== null) failures.push(`${d.desc}: key ${JSON.stringify(d.ref.duplicate)} twice in one object`);
         if (d.bytes.length >= DOC_MAX_BYTES || (d.ref.wellFormed && depthOf(d.ref.doc) > DOC_MAX_DEPTH)) failures.push(`${d.desc}: over the service's size or depth limit`);
     }
@@ -995,6 +1018,7 @@ function main() {
     let disagreements = [];
     if (!selfCheck) {
         let contract;
+        const binaryStarted = Date.now();
         try {
             contract = runBinary(docs);
         } catch (e) {
@@ -1006,7 +1030,8 @@ function main() {
         disagreements = docs.filter((d) => d.ours && d.oursSchemaInvalid === d.ref.valid);
         for (const d of disagreements) kindRow(d).disagree++;
         const agreements = docs.filter((d) => d.ours).length - disagreements.length;
-        console.log(`  binary: ${agreements} agreements, ${disagreements.length} disagreements, ${contract.length} output-contract problems`);
+        console.log(`  binary: ${agreements} agreements, ${disagreements.length} disagreements, ${contract.length} output-contract problems ` +
+            `(${((Date.now() - binaryStarted) / 1000).toFixed(1)} s)`);
 
         /* The semantic layer on documents the schema accepts. */
         const accepted = docs.filter((d) => d.ref.valid && d.ours);
