@@ -47,7 +47,7 @@
 
 #define CAMP_ID_MAX 64 /* bytes of a campaign or advertiser id */
 
-/* Most bytes of one campaign document, JSON or MessagePack: the API's body limit, and the CLI's. */
+/* Most bytes of one campaign document the CLI reads; the API takes up to max_body (256 KiB by default). */
 #define CAMP_DOC_MAX (1024 * 1024)
 
 /* The campaign schema's JSON text, embedded at build time (generated source). */
@@ -78,7 +78,8 @@ void camp_validator_free(struct camp_validator *v);
  * Validates the campaign @p doc (as doc_parse() returns it) against the schema
  * and then the semantic rules, adding every problem to @p rep (which the caller
  * has vrep_init()ed). @p rules (borrowed; may be NULL: no backends) says what
- * the server has configured. Thread-safe; no heap allocation.
+ * the server has configured. Thread-safe. Allocates nothing itself (bounded
+ * stack); the time-zone rule calls tz_exists(), which reads the zone's file.
  * @return 0 when valid, ADS_EINVAL when not.
  */
 int camp_validate(const struct camp_validator *v, const msgpack_object *doc, const struct camp_rules *rules,

@@ -869,6 +869,9 @@ function runBinary(docs) {
             throw new Error(`${binary} campaigns validate --json (${batch.length} files) exited with ` +
                 `${r.status === null ? `signal ${r.signal}` : r.status}; stderr:\n${r.stderr.slice(0, 4000)}`);
         }
+        /* Sanitizer builds exit 1 on a report, which looks like "some file invalid": read stderr too. */
+        if (/Sanitizer|runtime error:/.test(r.stderr)) problems.push(`sanitizer report (batch from ${batch[0].name}):\n${r.stderr.slice(0, 4000)}`);
+        else if (r.stderr.trim() !== '') problems.push(`unexpected stderr (batch from ${batch[0].name}): ${r.stderr.slice(0, 400)}`);
         const byFile = new Map(batch.map((d) => [d.file, d]));
         for (const line of r.stdout.split('\n')) {
             if (line.trim() === '') continue;
