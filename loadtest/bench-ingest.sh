@@ -42,6 +42,9 @@ for b in 0 1 2 3; do
   } > "$work/events-$b.json"
 done
 
+# An admin key: /v1/events needs one.
+key=$("$bin" keys create --data-dir "$work/data" --role admin --name bench-ingest 2>/dev/null)
+
 taskset -c 0 "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --threads 1 \
   > "$work/out.log" 2> "$work/err.log" &
 pid=$!
@@ -59,7 +62,7 @@ ingest() {
   local pids=() b
   for b in 0 1 2 3; do
     taskset -c 1 h2load -n $((requests / 4)) -c 1 -m 16 -d "$work/events-$b.json" \
-      -H 'content-type: application/json' "http://127.0.0.1:$port/v1/events" > "$work/h2load-$b.log" 2>&1 &
+      -H 'content-type: application/json' -H "authorization: Bearer $key" "http://127.0.0.1:$port/v1/events" > "$work/h2load-$b.log" 2>&1 &
     pids+=($!)
   done
   wait "${pids[@]}"
