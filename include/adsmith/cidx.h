@@ -89,6 +89,7 @@
 #define CIDX_Q_MAX_SEGMENTS 64
 #define CIDX_Q_MAX_SIZES 16
 #define CIDX_Q_MAX_DEALS 16
+#define CIDX_Q_MAX_LABELS 32 /* labels of a domain; more count as too long to look up */
 
 /* Dayparting resolution and the span an index precomputes. */
 #define CIDX_SLOT_SECONDS 900

@@ -457,21 +457,29 @@ void cidx_camp_free(struct cidx_camp *c)
 
 /* ==== the index ====
  *
- * Every targeting dimension is a set of values, each mapped to the campaigns
- * that list it; the query looks up the request's values and combines the
- * campaign sets of all dimensions in one pass over the words of the result.
- * All values of all dimensions live in one open-addressing hash table, the
- * key being the dimension's byte followed by the normalised value.
+ * Every targeting dimension maps values to the campaigns that list them; a
+ * query looks up the request's values and combines the campaign sets of all
+ * dimensions. All values live in one open-addressing hash table whose key
+ * is a "value space" byte followed by the normalised value. Segments,
+ * categories, domains and bundles are looked up once for both of their
+ * lists: each entry has an include (allow) posting and an exclude (block)
+ * posting.
  *
- * A value's campaigns are stored as a bitset (one bit per campaign) when it
- * has at least `threshold` of them, else as a sorted list of campaign
- * numbers. The threshold is half the number of words of a bitset, so a
- * bitset never takes more than 16 bytes per campaign in it (memory stays
- * linear in what the campaigns list) and a list never takes longer to merge
- * than a bitset would.
+ * A posting is a bitset (one bit per campaign) when it has at least
+ * `threshold` campaigns, else a sorted list of campaign numbers. The
+ * threshold is half the number of words of a bitset, so a bitset never takes
+ * more than 16 bytes per campaign in it (memory stays linear in what the
+ * campaigns list) and a list is never longer to merge than a bitset.
  *
- * Per dimension one more bitset: for include dimensions the campaigns that do
- * not restrict it, for exclude dimensions the campaigns that have a list.
+ * Per dimension one more bitset ("other"): for include dimensions the
+ * campaigns that do not restrict it, for exclude dimensions the campaigns
+ * that have a list. The bitset postings of include dimensions (but formats
+ * and deals) already contain that dimension's unrestricted campaigns, so a
+ * request value that hits one needs no second bitset.
+ *
+ * Bitsets are padded to whole blocks of IX_BLOCK words: the query evaluates
+ * one block (512 campaigns) at a time through every dimension, with loops of
+ * fixed length the compiler unrolls and vectorises.
  *
  * Time: flight and dayparting are folded into one bitset per 15-minute slot
  * of the week that starts at the build's slot ("slot sets", consecutive equal
@@ -479,21 +487,22 @@ void cidx_camp_free(struct cidx_camp *c)
  * DST changes inside the week are already accounted for. The index is exact
  * until the next flight start or end or the end of that week (valid_until). */
 
+enum ix_space { S_FORMAT = 1, S_COUNTRY, S_DEVICE, S_OS, S_LANG, S_REGION, S_DEAL, S_SEG, S_CAT, S_DOM, S_BUN };
+
 enum ix_dim {
     /* include dimensions, in the order the query applies them: the most
-     * selective first, so that a word of the result that becomes 0 early
-     * skips the rest */
+     * selective first, so that a block that empties skips the rest */
     D_FORMAT,
     D_COUNTRY,
     D_DEVICE,
-    D_LANG,
     D_OS,
+    D_LANG,
     D_REGION,
-    D_DEAL,
-    D_SEG_INC,
     D_CAT_INC,
+    D_SEG_INC,
     D_DOM_ALLOW,
     D_BUN_ALLOW,
+    D_DEAL,
     /* exclude dimensions */
     D_SEG_EXC,
     D_CAT_EXC,
@@ -503,20 +512,39 @@ enum ix_dim {
 };
 #define D_FIRST_EXCLUDE D_SEG_EXC
 
+static const uint8_t ix_dim_space[D_N] = {S_FORMAT, S_COUNTRY, S_DEVICE, S_OS,  S_LANG, S_REGION, S_CAT, S_SEG,
+                                          S_DOM,    S_BUN,     S_DEAL,   S_SEG, S_CAT,  S_DOM,    S_BUN};
+
+static unsigned ix_dim_side(enum ix_dim d)
+{
+    return d >= D_FIRST_EXCLUDE ? 1 : 0;
+}
+
+/* Include dimensions whose bitset postings hold the unrestricted campaigns. */
+static bool ix_dim_merged(enum ix_dim d)
+{
+    return d != D_FORMAT && d != D_DEAL && d < D_FIRST_EXCLUDE;
+}
+
 /* Format keys: a tag, then width and height (2 bytes each) where given. */
 #define FK_BANNER 'B'
 #define FK_NATIVE 'N'
 #define FK_VIDEO_ANY 'V'
 #define FK_VIDEO_SIZE 'W'
 
-#define IX_KEY_MAX (2 + CIDX_DOMAIN_MAX) /* dimension byte, taxonomy byte, value */
+#define IX_KEY_MAX (2 + CIDX_DOMAIN_MAX) /* space byte, taxonomy byte, value */
+#define IX_BLOCK 8
+
+struct ix_post {
+    uint32_t count; /* campaigns */
+    uint32_t off;   /* bitset: first word in dense[]; list: first index in sparse[] */
+};
 
 struct ix_entry {
     uint64_t hash;
     uint32_t key_off, key_len; /* in keys[] */
-    uint32_t count;            /* campaigns */
-    uint32_t off;              /* dense: first word in dense[]; sparse: first index in sparse[] */
-    uint32_t last, fill;       /* build only: last campaign counted + 1, entries written */
+    struct ix_post post[2];    /* include (allow), exclude (block) */
+    uint32_t last[2], fill[2]; /* build only: last campaign counted + 1, entries written */
 };
 
 struct ix_slot {
@@ -527,7 +555,7 @@ struct ix_slot {
 struct cidx {
     int64_t built_at, valid_until, slot0;
     uint32_t n, threshold;
-    size_t nwords;
+    size_t nwords, stride, nblocks; /* stride: words of a bitset, a multiple of IX_BLOCK */
     struct cidx_camp **camps;
     struct tz **zones;
     uint32_t nzones;
@@ -683,7 +711,7 @@ struct ix_build {
     uint32_t tsize;
     uint32_t *zone_of;   /* per record added */
     uint32_t *kept_zone; /* per campaign of the index */
-    int pass;          /* 1: count, 2: fill */
+    int pass;            /* 1: count, 2: fill */
     int rc;
 };
 
@@ -714,8 +742,8 @@ static struct ix_entry *ix_insert(struct cidx *ix, const unsigned char *key, siz
 
     if (e != NULL)
         return e;
-    /* Load factor at most one half: lookups of absent keys, the common case
-     * on the bid path, stay short. */
+    /* Load factor at most one half: lookups of absent keys, frequent on the
+     * bid path, stay short. */
     if ((ix->nentries + 1) * 2 > ix->mask + 1 && ix_table_grow(ix) != 0)
         return NULL;
     if (ix->nentries == ix->entries_cap) {
@@ -738,7 +766,10 @@ static struct ix_entry *ix_insert(struct cidx *ix, const unsigned char *key, siz
     }
     h = ix_hash(ix->seed, key, len);
     e = &ix->entries[ix->nentries];
-    *e = (struct ix_entry){h, (uint32_t)ix->keys_len, (uint32_t)len, 0, 0, 0, 0};
+    memset(e, 0, sizeof(*e));
+    e->hash = h;
+    e->key_off = (uint32_t)ix->keys_len;
+    e->key_len = (uint32_t)len;
     memcpy(ix->keys + ix->keys_len, key, len);
     ix->keys_len += len;
     i = (uint32_t)h & ix->mask;
@@ -752,13 +783,15 @@ static struct ix_entry *ix_insert(struct cidx *ix, const unsigned char *key, siz
 static void ix_key(struct ix_build *bd, enum ix_dim dim, uint8_t tax, const char *val, size_t len, uint32_t ci)
 {
     struct cidx *ix = bd->ix;
+    unsigned side = ix_dim_side(dim);
     unsigned char key[IX_KEY_MAX];
     struct ix_entry *e;
+    struct ix_post *p;
     size_t n = 0;
 
     if (bd->rc != 0 || len > CIDX_DOMAIN_MAX)
         return;
-    key[n++] = (unsigned char)dim;
+    key[n++] = ix_dim_space[dim];
     if (tax != 0)
         key[n++] = tax;
     memcpy(key + n, val, len);
@@ -768,20 +801,21 @@ static void ix_key(struct ix_build *bd, enum ix_dim dim, uint8_t tax, const char
             bd->rc = ADS_ENOMEM;
             return;
         }
-        if (e->last != ci + 1) {
-            e->last = ci + 1;
-            e->count++;
+        if (e->last[side] != ci + 1) {
+            e->last[side] = ci + 1;
+            e->post[side].count++;
         }
         return;
     }
     e = (struct ix_entry *)ix_find(ix, key, n);
-    if (e->last == ci + 1)
+    if (e->last[side] == ci + 1)
         return; /* the campaign listed the value twice */
-    e->last = ci + 1;
-    if (e->count >= ix->threshold)
-        ix->dense[e->off + ci / 64] |= 1ull << (ci % 64);
+    e->last[side] = ci + 1;
+    p = &e->post[side];
+    if (p->count >= ix->threshold)
+        ix->dense[p->off + ci / 64] |= 1ull << (ci % 64);
     else
-        ix->sparse[e->off + e->fill++] = ci;
+        ix->sparse[p->off + e->fill[side]++] = ci;
 }
 
 static void ix_keys_list(struct ix_build *bd, enum ix_dim dim, uint8_t tax, const struct cidx_list *l, uint32_t ci)
@@ -796,22 +830,27 @@ static void ix_key_size(struct ix_build *bd, char tag, struct cidx_size s, uint3
     ix_key(bd, D_FORMAT, 0, k, 5, ci);
 }
 
-static void ix_other(struct cidx *ix, enum ix_dim d, uint32_t ci)
+static void ix_other(struct ix_build *bd, enum ix_dim d, uint32_t ci)
 {
-    ix->other[(size_t)d * ix->nwords + ci / 64] |= 1ull << (ci % 64);
+    if (bd->pass == 2)
+        bd->ix->other[(size_t)d * bd->ix->stride + ci / 64] |= 1ull << (ci % 64);
+}
+
+static void ix_restricted(struct ix_build *bd, enum ix_dim d)
+{
+    if (bd->pass == 2)
+        bd->ix->restricted[d]++;
 }
 
 /* Include dimension: a list restricts it, no list leaves the campaign in the
- * dimension's "unrestricted" set. */
+ * dimension's unrestricted set. */
 static void ix_include(struct ix_build *bd, enum ix_dim d, uint8_t tax, const struct cidx_list *l, uint32_t ci)
 {
     if (l->n == 0) {
-        if (bd->pass == 2)
-            ix_other(bd->ix, d, ci);
+        ix_other(bd, d, ci);
         return;
     }
-    if (bd->pass == 2)
-        bd->ix->restricted[d]++;
+    ix_restricted(bd, d);
     ix_keys_list(bd, d, tax, l, ci);
 }
 
@@ -820,10 +859,8 @@ static void ix_exclude(struct ix_build *bd, enum ix_dim d, uint8_t tax, const st
 {
     if (l->n == 0)
         return;
-    if (bd->pass == 2) {
-        ix_other(bd->ix, d, ci);
-        bd->ix->restricted[d]++;
-    }
+    ix_other(bd, d, ci);
+    ix_restricted(bd, d);
     ix_keys_list(bd, d, tax, l, ci);
 }
 
@@ -846,28 +883,25 @@ static void ix_campaign_keys(struct ix_build *bd, const struct cidx_camp *c, uin
     ix_exclude(bd, D_SEG_EXC, 0, &c->seg_exclude, ci);
 
     if (c->devices == 0) {
-        if (bd->pass == 2)
-            ix_other(bd->ix, D_DEVICE, ci);
+        ix_other(bd, D_DEVICE, ci);
     } else {
-        if (bd->pass == 2)
-            bd->ix->restricted[D_DEVICE]++;
+        ix_restricted(bd, D_DEVICE);
         for (int k = 0; k < 5; k++) {
             if ((c->devices & (1u << k)) != 0)
                 ix_key(bd, D_DEVICE, 0, devices[k], strlen(devices[k]), ci);
         }
     }
 
-    /* Deals: every listed deal is a key (a deal may raise the price later);
-     * only deals_only campaigns are restricted. */
-    if (bd->pass == 2 && !c->deals_only)
-        ix_other(bd->ix, D_DEAL, ci);
-    if (bd->pass == 2 && c->deals_only)
-        bd->ix->restricted[D_DEAL]++;
+    /* Deals: every listed deal is a key (a private auction needs one); only
+     * deals_only campaigns restrict the open auction. */
+    if (c->deals_only)
+        ix_restricted(bd, D_DEAL);
+    else
+        ix_other(bd, D_DEAL, ci);
     ix_keys_list(bd, D_DEAL, 0, &c->deals, ci);
 
     /* Formats: every campaign is restricted (it bids on some formats only). */
-    if (bd->pass == 2)
-        bd->ix->restricted[D_FORMAT]++;
+    ix_restricted(bd, D_FORMAT);
     if ((c->formats & CIDX_FMT_BANNER) != 0) {
         for (uint32_t i = 0; i < c->nsizes; i++)
             ix_key_size(bd, FK_BANNER, c->sizes[i], ci);
@@ -969,13 +1003,13 @@ static void ix_build_done(struct ix_build *bd)
 
 static int ix_slot_sets(struct cidx *ix, const struct ix_build *bd)
 {
-    size_t nw = ix->nwords;
-    uint64_t *base = calloc(nw + 1, sizeof(*base));
+    size_t sw = ix->stride;
+    uint64_t *base = calloc(sw, sizeof(*base));
     uint32_t *dayparted = malloc(sizeof(*dayparted) * (ix->n + 1));
     uint32_t nd = 0, nsets = 0;
     int64_t now = ix->built_at;
 
-    ix->slot_sets = malloc(sizeof(uint64_t) * (nw + 1) * CIDX_WINDOW_SLOTS);
+    ix->slot_sets = malloc(sizeof(uint64_t) * sw * CIDX_WINDOW_SLOTS);
     if (base == NULL || dayparted == NULL || ix->slot_sets == NULL) {
         free(base);
         free(dayparted);
@@ -991,14 +1025,14 @@ static int ix_slot_sets(struct cidx *ix, const struct ix_build *bd)
             base[i / 64] |= 1ull << (i % 64);
     }
     for (uint32_t k = 0; k < CIDX_WINDOW_SLOTS; k++) {
-        uint64_t *set = ix->slot_sets + (size_t)nsets * nw;
-        memcpy(set, base, nw * sizeof(*set));
+        uint64_t *set = ix->slot_sets + (size_t)nsets * sw;
+        memcpy(set, base, sw * sizeof(*set));
         for (uint32_t j = 0; j < nd; j++) {
             uint32_t i = dayparted[j];
             if (ix_daypart_at(ix->camps[i], bd->zones[bd->kept_zone[i]].how[k]))
                 set[i / 64] |= 1ull << (i % 64);
         }
-        if (nsets > 0 && memcmp(set, set - nw, nw * sizeof(*set)) == 0) {
+        if (nsets > 0 && memcmp(set, set - sw, sw * sizeof(*set)) == 0) {
             ix->slot_map[k] = (uint16_t)(nsets - 1);
         } else {
             ix->slot_map[k] = (uint16_t)nsets;
@@ -1008,12 +1042,12 @@ static int ix_slot_sets(struct cidx *ix, const struct ix_build *bd)
     free(base);
     free(dayparted);
     if (nsets < CIDX_WINDOW_SLOTS) {
-        uint64_t *shrunk = realloc(ix->slot_sets, sizeof(uint64_t) * (nw * nsets + 1));
+        uint64_t *shrunk = realloc(ix->slot_sets, sizeof(uint64_t) * sw * nsets);
         if (shrunk != NULL)
             ix->slot_sets = shrunk;
     }
     ix->stats.slot_sets = nsets;
-    ix->stats.bytes += sizeof(uint64_t) * nw * nsets;
+    ix->stats.bytes += sizeof(uint64_t) * sw * nsets;
     return 0;
 }
 
@@ -1075,9 +1109,19 @@ static int ix_collect(struct cidx *ix, struct ix_build *bd, const struct cidx_bu
     return 0;
 }
 
+/* The include dimension whose postings live on side 0 of a value space. */
+static enum ix_dim ix_space_include(uint8_t space)
+{
+    for (int d = 0; d < D_FIRST_EXCLUDE; d++) {
+        if (ix_dim_space[d] == space)
+            return (enum ix_dim)d;
+    }
+    return D_N;
+}
+
 static int ix_compile(struct cidx *ix, struct ix_build *bd)
 {
-    size_t nw = ix->nwords, ndense = 0, nsparse = 0;
+    size_t sw = ix->stride, ndense = 0, nsparse = 0;
 
     bd->ix = ix;
     bd->pass = 1;
@@ -1087,23 +1131,28 @@ static int ix_compile(struct cidx *ix, struct ix_build *bd)
         return bd->rc;
     for (uint32_t e = 0; e < ix->nentries; e++) {
         struct ix_entry *en = &ix->entries[e];
-        if (en->count >= ix->threshold) {
-            en->off = (uint32_t)ndense;
-            ndense += nw;
-            ix->stats.dense++;
-        } else {
-            en->off = (uint32_t)nsparse;
-            nsparse += en->count;
-            ix->stats.sparse++;
+        for (int s = 0; s < 2; s++) {
+            struct ix_post *p = &en->post[s];
+            if (p->count == 0)
+                continue;
+            if (p->count >= ix->threshold) {
+                p->off = (uint32_t)ndense;
+                ndense += sw;
+                ix->stats.dense++;
+            } else {
+                p->off = (uint32_t)nsparse;
+                nsparse += p->count;
+                ix->stats.sparse++;
+            }
+            if (ndense > UINT32_MAX || nsparse > UINT32_MAX)
+                return ADS_ENOMEM;
+            en->last[s] = 0;
         }
-        en->last = 0;
     }
-    if (ndense > UINT32_MAX || nsparse > UINT32_MAX)
-        return ADS_ENOMEM;
     ix->dense = calloc(ndense + 1, sizeof(*ix->dense));
     ix->sparse = malloc(sizeof(*ix->sparse) * (nsparse + 1));
-    ix->other = calloc((size_t)D_N * nw + 1, sizeof(*ix->other));
-    ix->present = calloc(nw + 1, sizeof(*ix->present));
+    ix->other = calloc((size_t)D_N * sw + 1, sizeof(*ix->other));
+    ix->present = calloc(sw + 1, sizeof(*ix->present));
     if (ix->dense == NULL || ix->sparse == NULL || ix->other == NULL || ix->present == NULL)
         return ADS_ENOMEM;
     bd->pass = 2;
@@ -1111,8 +1160,19 @@ static int ix_compile(struct cidx *ix, struct ix_build *bd)
         ix_campaign_keys(bd, ix->camps[i], i);
         ix->present[i / 64] |= 1ull << (i % 64);
     }
+    /* Bitset postings of include dimensions absorb the unrestricted set. */
+    for (uint32_t e = 0; e < ix->nentries; e++) {
+        const struct ix_entry *en = &ix->entries[e];
+        enum ix_dim d = ix_space_include((uint8_t)ix->keys[en->key_off]);
+        if (d != D_N && ix_dim_merged(d) && en->post[0].count >= ix->threshold) {
+            uint64_t *bits = ix->dense + en->post[0].off;
+            const uint64_t *u = ix->other + (size_t)d * sw;
+            for (size_t w = 0; w < sw; w++)
+                bits[w] |= u[w];
+        }
+    }
     ix->stats.keys = ix->nentries;
-    ix->stats.bytes += sizeof(uint64_t) * (ndense + (size_t)D_N * nw + nw) + sizeof(uint32_t) * nsparse +
+    ix->stats.bytes += sizeof(uint64_t) * (ndense + (size_t)D_N * sw + sw) + sizeof(uint32_t) * nsparse +
                        sizeof(struct ix_entry) * ix->nentries + sizeof(struct ix_slot) * (ix->mask + 1) +
                        ix->keys_len;
     return 0;
@@ -1133,6 +1193,8 @@ int cidx_build(struct cidx_builder *b, int64_t now, struct cidx **ret)
     bd.ix = ix;
     if ((rc = ix_load_zones(&bd, b)) == 0 && (rc = ix_collect(ix, &bd, b)) == 0) {
         ix->nwords = (ix->n + 63) / 64;
+        ix->nblocks = (ix->nwords + IX_BLOCK - 1) / IX_BLOCK;
+        ix->stride = ix->nblocks * IX_BLOCK;
         ix->threshold = (uint32_t)(ix->nwords / 2 > 4 ? ix->nwords / 2 : 4);
         ix->stats.campaigns = ix->n;
         if ((rc = ix_compile(ix, &bd)) == 0)
@@ -1201,90 +1263,122 @@ int64_t cidx_valid_until(const struct cidx *ix)
 
 /* ==== the query ====
  *
- * The request's values are looked up first; each hit becomes a "term" (a
- * bitset, or a sorted list of campaign numbers walked with a cursor) of its
- * dimension. Then one pass over the words of the result ANDs, per word, the
- * OR of each dimension's terms (or its complement, for exclusions), stopping
- * at the first dimension that leaves the word empty. Everything lives on the
- * stack; the number of terms is bounded by the request limits below. */
+ * The request's values are looked up first; each hit becomes a term of its
+ * dimension: a bitset, or a sorted list of campaign numbers with a cursor.
+ * Then the result is computed one block of IX_BLOCK words at a time: per
+ * dimension the OR of its terms is ANDed in (or its complement, for the
+ * exclusions), and a block that empties skips the remaining dimensions.
+ * Lists are walked once in all (their cursors only move forward). Everything
+ * lives on the stack; Q_MAX_TERMS bounds the terms the request limits allow. */
 
-#define Q_DENSE UINT32_MAX
+#define Q_MAX_LABELS CIDX_Q_MAX_LABELS
 
-struct q_term {
-    const void *p; /* uint64_t bitset, or uint32_t campaign numbers */
-    uint32_t n;    /* Q_DENSE, or the length of the list */
-    uint32_t cur;
+/* Per dimension one "other" set, plus one hit per value looked up: formats
+ * (sizes, native, video twice), country, device, os (a prefix per word
+ * boundary), language (a prefix per subtag), region, deals; and for each
+ * value of a paired space both of its postings. */
+#define Q_MAX_TERMS                                                                                                    \
+    (D_N + (CIDX_Q_MAX_SIZES + 3) + 1 + 1 + CIDX_OS_MAX + CIDX_LANGUAGE_MAX / 2 + 1 + CIDX_Q_MAX_DEALS +             \
+     2 * (CIDX_Q_MAX_CATEGORIES + CIDX_Q_MAX_SEGMENTS + Q_MAX_LABELS + 1))
+#define Q_MAX_HITS CIDX_Q_MAX_SEGMENTS /* the longest list of one space looked up */
+
+struct q_list {
+    const uint32_t *v;
+    uint32_t n, cur;
 };
 
-/* Terms one query can produce: per dimension its "other" set plus one hit
- * per value looked up (os: a prefix per word boundary in CIDX_OS_MAX bytes;
- * language: per subtag; domain: per label). */
-#define Q_MAX_TERMS                                                                                                    \
-    (D_N + (CIDX_Q_MAX_SIZES + 3) + 1 + 1 + (CIDX_LANGUAGE_MAX / 2 + 1) + (CIDX_OS_MAX + 1) + 1 + CIDX_Q_MAX_DEALS +   \
-     2 * CIDX_Q_MAX_SEGMENTS + 2 * CIDX_Q_MAX_CATEGORIES + 2 * (CIDX_DOMAIN_MAX / 2 + 1) + 2)
-
 struct q_dim {
-    uint16_t first, nterms;
+    uint16_t dense_first, ndense;
+    uint16_t list_first, nlists;
     bool exclude;
 };
 
 struct q_ctx {
     const struct cidx *ix;
-    uint32_t nterms, ndims;
+    uint32_t ndense, nlists, ndims;
+    bool empty; /* an include dimension has no term: nothing is eligible */
     struct q_dim dims[D_N];
-    struct q_term terms[Q_MAX_TERMS];
+    const uint64_t *dense[Q_MAX_TERMS];
+    struct q_list lists[Q_MAX_TERMS];
+    const struct ix_entry *hits[Q_MAX_HITS];
+    uint32_t nhits;
     unsigned char key[IX_KEY_MAX];
 };
 
-static void q_term_bits(struct q_ctx *qc, const uint64_t *bits)
+static const uint64_t *q_other(const struct q_ctx *qc, enum ix_dim d)
 {
-    if (qc->nterms < Q_MAX_TERMS) {
-        qc->terms[qc->nterms++] = (struct q_term){bits, Q_DENSE, 0};
-        qc->dims[qc->ndims - 1].nterms++;
-    }
+    return qc->ix->other + (size_t)d * qc->ix->stride;
 }
 
-static void q_dim_begin(struct q_ctx *qc, enum ix_dim d, bool with_other)
+static void q_dim_begin(struct q_ctx *qc, enum ix_dim d)
 {
     struct q_dim *qd = &qc->dims[qc->ndims++];
 
-    qd->first = (uint16_t)qc->nterms;
-    qd->nterms = 0;
+    qd->dense_first = (uint16_t)qc->ndense;
+    qd->list_first = (uint16_t)qc->nlists;
+    qd->ndense = qd->nlists = 0;
     qd->exclude = d >= D_FIRST_EXCLUDE;
-    if (with_other)
-        q_term_bits(qc, qc->ix->other + (size_t)d * qc->ix->nwords);
 }
 
-/* Drops a dimension that ended up without terms: an exclusion that matched
- * nothing. (An include dimension always keeps its "other" set.) */
-static void q_dim_end(struct q_ctx *qc)
+static void q_add_bits(struct q_ctx *qc, const uint64_t *bits)
 {
-    if (qc->dims[qc->ndims - 1].nterms == 0)
+    if (qc->ndense < Q_MAX_TERMS) {
+        qc->dense[qc->ndense++] = bits;
+        qc->dims[qc->ndims - 1].ndense++;
+    }
+}
+
+static void q_add_post(struct q_ctx *qc, const struct ix_post *p)
+{
+    if (p->count == 0)
+        return;
+    if (p->count >= qc->ix->threshold) {
+        q_add_bits(qc, qc->ix->dense + p->off);
+    } else if (qc->nlists < Q_MAX_TERMS) {
+        qc->lists[qc->nlists++] = (struct q_list){qc->ix->sparse + p->off, p->count, 0};
+        qc->dims[qc->ndims - 1].nlists++;
+    }
+}
+
+/* Closes a dimension. An include dimension without a bitset hit gets its
+ * unrestricted set (bitset hits of merged dimensions hold it already); one
+ * left without any term empties the result. An exclusion that matched
+ * nothing is dropped. */
+static void q_dim_end(struct q_ctx *qc, enum ix_dim d, bool with_other)
+{
+    struct q_dim *qd = &qc->dims[qc->ndims - 1];
+
+    if (d < D_FIRST_EXCLUDE) {
+        if (with_other && (qd->ndense == 0 || !ix_dim_merged(d)))
+            q_add_bits(qc, q_other(qc, d));
+        if (qd->ndense == 0 && qd->nlists == 0)
+            qc->empty = true;
+    } else if (qd->ndense == 0 && qd->nlists == 0) {
         qc->ndims--;
+    }
 }
 
-/* Looks up value @p val of dimension @p d and adds the hit, if any, as a term. */
-static void q_lookup(struct q_ctx *qc, enum ix_dim d, uint8_t tax, const char *val, size_t len)
+/* Looks up value @p val of value space @p space; NULL when absent. */
+static const struct ix_entry *q_find(struct q_ctx *qc, uint8_t space, uint8_t tax, const char *val, size_t len)
 {
-    const struct ix_entry *e;
     size_t n = 0;
 
     if (len == 0 || len > CIDX_DOMAIN_MAX)
-        return;
-    qc->key[n++] = (unsigned char)d;
+        return NULL;
+    qc->key[n++] = space;
     if (tax != 0)
         qc->key[n++] = tax;
     memcpy(qc->key + n, val, len);
     n += len;
-    if ((e = ix_find(qc->ix, qc->key, n)) == NULL || e->count == 0)
-        return;
-    if (qc->nterms >= Q_MAX_TERMS)
-        return; /* cannot happen: Q_MAX_TERMS bounds every lookup a query makes */
-    if (e->count >= qc->ix->threshold)
-        qc->terms[qc->nterms++] = (struct q_term){qc->ix->dense + e->off, Q_DENSE, 0};
-    else
-        qc->terms[qc->nterms++] = (struct q_term){qc->ix->sparse + e->off, e->count, 0};
-    qc->dims[qc->ndims - 1].nterms++;
+    return ix_find(qc->ix, qc->key, n);
+}
+
+static void q_lookup(struct q_ctx *qc, enum ix_dim d, const char *val, size_t len)
+{
+    const struct ix_entry *e = q_find(qc, ix_dim_space[d], 0, val, len);
+
+    if (e != NULL)
+        q_add_post(qc, &e->post[0]);
 }
 
 /* Copies @p s folded to case into @p dst (cap bytes); 0 when it does not fit. */
@@ -1307,29 +1401,31 @@ static void q_simple(struct q_ctx *qc, enum ix_dim d, struct cidx_str v, size_t 
     char buf[CIDX_BUNDLE_MAX];
     size_t n;
 
-    q_dim_begin(qc, d, true);
+    q_dim_begin(qc, d);
     if ((n = q_fold(buf, max, v, fold)) > 0)
-        q_lookup(qc, d, 0, buf, n);
+        q_lookup(qc, d, buf, n);
+    q_dim_end(qc, d, true);
 }
 
 static void q_region(struct q_ctx *qc, const struct cidx_query *q)
 {
     char buf[CIDX_REGION_MAX];
     char cc[CIDX_COUNTRY_MAX];
-    size_t n = 0, nc;
+    size_t n = 0;
 
-    q_dim_begin(qc, D_REGION, true);
-    if (q->region.ptr == NULL || q->region.len == 0)
-        return;
-    if (memchr(q->region.ptr, '-', q->region.len) != NULL) {
-        n = q_fold(buf, sizeof(buf), q->region, CC_UPPER); /* already "US-TX" */
-    } else if ((nc = q_fold(cc, sizeof(cc), q->country, CC_UPPER)) == 2 && q->region.len <= CIDX_REGION_MAX - 3) {
-        memcpy(buf, cc, 2);
-        buf[2] = '-';
-        n = 3 + q_fold(buf + 3, sizeof(buf) - 3, q->region, CC_UPPER);
+    q_dim_begin(qc, D_REGION);
+    if (q->region.ptr != NULL && q->region.len > 0) {
+        if (memchr(q->region.ptr, '-', q->region.len) != NULL) {
+            n = q_fold(buf, sizeof(buf), q->region, CC_UPPER); /* already "US-TX" */
+        } else if (q_fold(cc, sizeof(cc), q->country, CC_UPPER) == 2 && q->region.len <= CIDX_REGION_MAX - 3) {
+            memcpy(buf, cc, 2);
+            buf[2] = '-';
+            n = 3 + q_fold(buf + 3, sizeof(buf) - 3, q->region, CC_UPPER);
+        }
+        if (n > 0)
+            q_lookup(qc, D_REGION, buf, n);
     }
-    if (n > 0)
-        q_lookup(qc, D_REGION, 0, buf, n);
+    q_dim_end(qc, D_REGION, true);
 }
 
 static void q_os(struct q_ctx *qc, const struct cidx_query *q)
@@ -1337,18 +1433,19 @@ static void q_os(struct q_ctx *qc, const struct cidx_query *q)
     char buf[CIDX_OS_MAX + 1];
     size_t n;
 
-    q_dim_begin(qc, D_OS, true);
-    if (q->os.ptr == NULL || q->os.len == 0)
-        return;
-    /* Only prefixes of up to CIDX_OS_MAX bytes can match, and one more byte
-     * tells whether a prefix ends at a word boundary. */
-    n = q->os.len < sizeof(buf) ? q->os.len : sizeof(buf);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = cc_fold_char(q->os.ptr[i], CC_LOWER);
-    for (size_t k = 1; k <= n && k <= CIDX_OS_MAX; k++) {
-        if (k == q->os.len || !q_alnum(buf[k]))
-            q_lookup(qc, D_OS, 0, buf, k);
+    q_dim_begin(qc, D_OS);
+    if (q->os.ptr != NULL && q->os.len > 0) {
+        /* Only prefixes of up to CIDX_OS_MAX bytes can match, and one more
+         * byte tells whether a prefix ends at a word boundary. */
+        n = q->os.len < sizeof(buf) ? q->os.len : sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = cc_fold_char(q->os.ptr[i], CC_LOWER);
+        for (size_t k = 1; k <= n && k <= CIDX_OS_MAX; k++) {
+            if (k == q->os.len || !q_alnum(buf[k]))
+                q_lookup(qc, D_OS, buf, k);
+        }
     }
+    q_dim_end(qc, D_OS, true);
 }
 
 static void q_language(struct q_ctx *qc, const struct cidx_query *q)
@@ -1356,202 +1453,246 @@ static void q_language(struct q_ctx *qc, const struct cidx_query *q)
     char buf[CIDX_LANGUAGE_MAX];
     size_t n;
 
-    q_dim_begin(qc, D_LANG, true);
-    if (q->language.ptr == NULL || q->language.len == 0)
-        return;
-    n = q->language.len < sizeof(buf) ? q->language.len : sizeof(buf);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = q->language.ptr[i] == '_' ? '-' : cc_fold_char(q->language.ptr[i], CC_LOWER);
-    for (size_t k = 1; k <= n; k++) {
-        if (k == q->language.len || (k < n ? buf[k] == '-' : q->language.ptr[k] == '-' || q->language.ptr[k] == '_'))
-            q_lookup(qc, D_LANG, 0, buf, k);
+    q_dim_begin(qc, D_LANG);
+    if (q->language.ptr != NULL && q->language.len > 0) {
+        n = q->language.len < sizeof(buf) ? q->language.len : sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = q->language.ptr[i] == '_' ? '-' : cc_fold_char(q->language.ptr[i], CC_LOWER);
+        for (size_t k = 1; k <= n; k++) {
+            bool boundary = k == q->language.len ||
+                            (k < n ? buf[k] == '-' : q->language.ptr[k] == '-' || q->language.ptr[k] == '_');
+            if (boundary)
+                q_lookup(qc, D_LANG, buf, k);
+        }
+    }
+    q_dim_end(qc, D_LANG, true);
+}
+
+/* Looks up the values of a list in @p space into qc->hits, up to @p max of
+ * them. */
+static void q_hits(struct q_ctx *qc, uint8_t space, uint8_t tax, const struct cidx_str *v, uint32_t n, uint32_t max)
+{
+    qc->nhits = 0;
+    for (uint32_t i = 0; i < n && i < max && qc->nhits < Q_MAX_HITS; i++) {
+        const struct ix_entry *e = v[i].ptr != NULL ? q_find(qc, space, tax, v[i].ptr, v[i].len) : NULL;
+        if (e != NULL)
+            qc->hits[qc->nhits++] = e;
     }
 }
 
-static void q_list(struct q_ctx *qc, enum ix_dim d, uint8_t tax, const struct cidx_str *v, uint32_t n, uint32_t max)
+/* The include and the exclude dimension of a paired space, from qc->hits.
+ * @p too_many: the request's list was longer than looked up, or its value
+ * could not be looked up; then every campaign with an exclusion is out. */
+static void q_pair(struct q_ctx *qc, enum ix_dim inc, enum ix_dim exc, bool include_given, bool too_many)
 {
-    bool exclude = d >= D_FIRST_EXCLUDE;
-
-    if (exclude && qc->ix->restricted[d] == 0)
-        return;
-    q_dim_begin(qc, d, !exclude);
-    if (exclude && n > max) {
-        /* Too many to look up: every campaign with an exclusion here is out. */
-        q_term_bits(qc, qc->ix->other + (size_t)d * qc->ix->nwords);
-    } else {
-        for (uint32_t i = 0; i < n && i < max; i++) {
-            if (v[i].ptr != NULL)
-                q_lookup(qc, d, tax, v[i].ptr, v[i].len);
-        }
+    if (qc->ix->restricted[inc] > 0) {
+        q_dim_begin(qc, inc);
+        for (uint32_t i = 0; i < qc->nhits && include_given; i++)
+            q_add_post(qc, &qc->hits[i]->post[0]);
+        q_dim_end(qc, inc, true);
     }
-    q_dim_end(qc);
+    if (qc->ix->restricted[exc] > 0) {
+        q_dim_begin(qc, exc);
+        if (too_many) {
+            q_add_bits(qc, q_other(qc, exc));
+        } else {
+            for (uint32_t i = 0; i < qc->nhits; i++)
+                q_add_post(qc, &qc->hits[i]->post[1]);
+        }
+        q_dim_end(qc, exc, false);
+    }
+}
+
+static void q_list_pair(struct q_ctx *qc, enum ix_dim inc, enum ix_dim exc, uint8_t tax, const struct cidx_str *v,
+                        uint32_t n, uint32_t max)
+{
+    if (qc->ix->restricted[inc] == 0 && qc->ix->restricted[exc] == 0)
+        return;
+    q_hits(qc, ix_dim_space[inc], tax, v, n, max);
+    q_pair(qc, inc, exc, true, n > max);
 }
 
 /* Looks up the domain and each parent domain of at least two labels. */
-static void q_domain_suffixes(struct q_ctx *qc, enum ix_dim d, const char *buf, size_t n)
-{
-    size_t start = 0;
-
-    for (;;) {
-        const char *dot = memchr(buf + start, '.', n - start);
-        if (dot == NULL)
-            return; /* a single label is never a listed domain */
-        q_lookup(qc, d, 0, buf + start, n - start);
-        start = (size_t)(dot - buf) + 1;
-    }
-}
-
 static void q_domain(struct q_ctx *qc, const struct cidx_query *q)
 {
     char buf[CIDX_DOMAIN_MAX];
     struct cidx_str dom = q->domain;
-    size_t n = 0;
-    bool given = dom.ptr != NULL && dom.len > 0;
+    size_t n = 0, start = 0;
+    bool given = dom.ptr != NULL && dom.len > 0, too_long = false;
 
+    if (qc->ix->restricted[D_DOM_ALLOW] == 0 && qc->ix->restricted[D_DOM_BLOCK] == 0)
+        return;
+    qc->nhits = 0;
     if (given && dom.ptr[dom.len - 1] == '.')
         dom.len--;
-    if (given)
-        n = q_fold(buf, sizeof(buf), dom, CC_LOWER);
-    if (qc->ix->restricted[D_DOM_ALLOW] > 0) {
-        q_dim_begin(qc, D_DOM_ALLOW, true);
-        if (n > 0)
-            q_domain_suffixes(qc, D_DOM_ALLOW, buf, n);
+    if (given && (n = q_fold(buf, sizeof(buf), dom, CC_LOWER)) == 0)
+        too_long = true;
+    for (uint32_t labels = 0; n > 0; labels++) {
+        const char *dot = memchr(buf + start, '.', n - start);
+        const struct ix_entry *e;
+        if (dot == NULL)
+            break; /* a single label is never a listed domain */
+        if (labels == Q_MAX_LABELS) {
+            too_long = true;
+            break;
+        }
+        if ((e = q_find(qc, S_DOM, 0, buf + start, n - start)) != NULL && qc->nhits < Q_MAX_HITS)
+            qc->hits[qc->nhits++] = e;
+        start = (size_t)(dot - buf) + 1;
     }
-    if (qc->ix->restricted[D_DOM_BLOCK] > 0 && given) {
-        q_dim_begin(qc, D_DOM_BLOCK, false);
-        if (n == 0)
-            q_term_bits(qc, qc->ix->other + (size_t)D_DOM_BLOCK * qc->ix->nwords); /* too long to look up */
-        else
-            q_domain_suffixes(qc, D_DOM_BLOCK, buf, n);
-        q_dim_end(qc);
-    }
+    /* Without a domain there are no hits: allow lists cannot match and the
+     * block dimension is dropped. */
+    q_pair(qc, D_DOM_ALLOW, D_DOM_BLOCK, !too_long, too_long);
 }
 
 static void q_bundle(struct q_ctx *qc, const struct cidx_query *q)
 {
-    bool given = q->bundle.ptr != NULL && q->bundle.len > 0;
+    bool given = q->bundle.ptr != NULL && q->bundle.len > 0, too_long = q->bundle.len > CIDX_BUNDLE_MAX;
+    const struct ix_entry *e;
 
-    if (qc->ix->restricted[D_BUN_ALLOW] > 0)
-        q_simple(qc, D_BUN_ALLOW, q->bundle, CIDX_BUNDLE_MAX, CC_AS_IS);
-    if (qc->ix->restricted[D_BUN_BLOCK] > 0 && given) {
-        q_dim_begin(qc, D_BUN_BLOCK, false);
-        if (q->bundle.len > CIDX_BUNDLE_MAX)
-            q_term_bits(qc, qc->ix->other + (size_t)D_BUN_BLOCK * qc->ix->nwords);
-        else
-            q_lookup(qc, D_BUN_BLOCK, 0, q->bundle.ptr, q->bundle.len);
-        q_dim_end(qc);
-    }
+    if (qc->ix->restricted[D_BUN_ALLOW] == 0 && qc->ix->restricted[D_BUN_BLOCK] == 0)
+        return;
+    qc->nhits = 0;
+    if (given && !too_long && (e = q_find(qc, S_BUN, 0, q->bundle.ptr, q->bundle.len)) != NULL)
+        qc->hits[qc->nhits++] = e;
+    q_pair(qc, D_BUN_ALLOW, D_BUN_BLOCK, true, given && too_long);
+}
+
+static void q_size_key(char *k, char tag, struct cidx_size s)
+{
+    k[0] = tag;
+    k[1] = (char)(s.w >> 8);
+    k[2] = (char)(s.w & 0xff);
+    k[3] = (char)(s.h >> 8);
+    k[4] = (char)(s.h & 0xff);
 }
 
 static void q_formats(struct q_ctx *qc, const struct cidx_query *q)
 {
     char k[5];
 
-    q_dim_begin(qc, D_FORMAT, false);
+    q_dim_begin(qc, D_FORMAT);
     if ((q->formats & CIDX_FMT_BANNER) != 0) {
         for (uint32_t i = 0; i < q->nbanner_sizes && i < CIDX_Q_MAX_SIZES; i++) {
-            struct cidx_size s = q->banner_sizes[i];
-            k[0] = FK_BANNER;
-            k[1] = (char)(s.w >> 8);
-            k[2] = (char)(s.w & 0xff);
-            k[3] = (char)(s.h >> 8);
-            k[4] = (char)(s.h & 0xff);
-            q_lookup(qc, D_FORMAT, 0, k, 5);
+            q_size_key(k, FK_BANNER, q->banner_sizes[i]);
+            q_lookup(qc, D_FORMAT, k, 5);
         }
     }
     if ((q->formats & CIDX_FMT_NATIVE) != 0) {
         k[0] = FK_NATIVE;
-        q_lookup(qc, D_FORMAT, 0, k, 1);
+        q_lookup(qc, D_FORMAT, k, 1);
     }
     if ((q->formats & CIDX_FMT_VIDEO) != 0) {
         k[0] = FK_VIDEO_ANY;
-        q_lookup(qc, D_FORMAT, 0, k, 1);
+        q_lookup(qc, D_FORMAT, k, 1);
         if (q->video_size.w != 0 && q->video_size.h != 0) {
-            k[0] = FK_VIDEO_SIZE;
-            k[1] = (char)(q->video_size.w >> 8);
-            k[2] = (char)(q->video_size.w & 0xff);
-            k[3] = (char)(q->video_size.h >> 8);
-            k[4] = (char)(q->video_size.h & 0xff);
-            q_lookup(qc, D_FORMAT, 0, k, 5);
+            q_size_key(k, FK_VIDEO_SIZE, q->video_size);
+            q_lookup(qc, D_FORMAT, k, 5);
         }
     }
+    q_dim_end(qc, D_FORMAT, false);
 }
 
+static void q_deals(struct q_ctx *qc, const struct cidx_query *q)
+{
+    if (qc->ix->restricted[D_DEAL] == 0 && !q->private_auction)
+        return;
+    q_dim_begin(qc, D_DEAL);
+    for (uint32_t i = 0; i < q->ndeals && i < CIDX_Q_MAX_DEALS; i++) {
+        if (q->deals[i].ptr != NULL && q->deals[i].len <= CIDX_DEAL_MAX)
+            q_lookup(qc, D_DEAL, q->deals[i].ptr, q->deals[i].len);
+    }
+    /* In the open auction the campaigns that are not deals_only bid too. */
+    q_dim_end(qc, D_DEAL, !q->private_auction);
+}
+
+/* Builds the terms of every dimension that restricts some campaign (an
+ * include dimension no campaign restricts passes everything). */
 static void q_prepare(struct q_ctx *qc, const struct cidx_query *q)
 {
     const struct cidx *ix = qc->ix;
     uint8_t tax = (uint8_t)q->cattax;
 
-    qc->nterms = 0;
-    qc->ndims = 0;
-    /* An include dimension that no campaign restricts passes everything:
-     * skipped. The format dimension restricts every campaign. */
+    qc->ndense = qc->nlists = qc->ndims = 0;
+    qc->empty = false;
     q_formats(qc, q);
     if (ix->restricted[D_COUNTRY] > 0)
         q_simple(qc, D_COUNTRY, q->country, CIDX_COUNTRY_MAX, CC_UPPER);
     if (ix->restricted[D_DEVICE] > 0)
         q_simple(qc, D_DEVICE, q->device, 8, CC_LOWER);
-    if (ix->restricted[D_LANG] > 0)
-        q_language(qc, q);
     if (ix->restricted[D_OS] > 0)
         q_os(qc, q);
+    if (ix->restricted[D_LANG] > 0)
+        q_language(qc, q);
     if (ix->restricted[D_REGION] > 0)
         q_region(qc, q);
-    if (ix->restricted[D_DEAL] > 0 || q->private_auction) {
-        q_dim_begin(qc, D_DEAL, !q->private_auction);
-        for (uint32_t i = 0; i < q->ndeals && i < CIDX_Q_MAX_DEALS; i++) {
-            if (q->deals[i].ptr != NULL && q->deals[i].len <= CIDX_DEAL_MAX)
-                q_lookup(qc, D_DEAL, 0, q->deals[i].ptr, q->deals[i].len);
-        }
-    }
-    if (ix->restricted[D_SEG_INC] > 0)
-        q_list(qc, D_SEG_INC, 0, q->segments, q->nsegments, CIDX_Q_MAX_SEGMENTS);
-    if (ix->restricted[D_CAT_INC] > 0)
-        q_list(qc, D_CAT_INC, tax, q->categories, tax == 0 ? 0 : q->ncategories, CIDX_Q_MAX_CATEGORIES);
+    /* Ids of another taxonomy than a campaign's match none of its lists. */
+    q_list_pair(qc, D_CAT_INC, D_CAT_EXC, tax, q->categories, tax == 0 ? 0 : q->ncategories, CIDX_Q_MAX_CATEGORIES);
+    q_list_pair(qc, D_SEG_INC, D_SEG_EXC, 0, q->segments, q->nsegments, CIDX_Q_MAX_SEGMENTS);
     q_domain(qc, q);
     q_bundle(qc, q);
-    q_list(qc, D_SEG_EXC, 0, q->segments, q->nsegments, CIDX_Q_MAX_SEGMENTS);
-    /* Ids of another taxonomy than a campaign's never match its exclusions. */
-    q_list(qc, D_CAT_EXC, tax, q->categories, tax == 0 ? 0 : q->ncategories, CIDX_Q_MAX_CATEGORIES);
+    q_deals(qc, q);
 }
 
-/* The bits of word @p w in a sorted list term; advances its cursor. */
-static uint64_t q_sparse_word(struct q_term *t, size_t w)
+/* ANDs the dimensions into one block of words. Returns false once it is empty. */
+static bool q_block(struct q_ctx *qc, size_t w0, uint64_t *r)
 {
-    const uint32_t *v = t->p;
-    uint64_t bits = 0;
+    uint32_t lo = (uint32_t)(w0 * 64), hi = lo + IX_BLOCK * 64;
 
-    while (t->cur < t->n && v[t->cur] / 64 < w)
-        t->cur++; /* words skipped since the term was last asked */
-    while (t->cur < t->n && v[t->cur] / 64 == w) {
-        bits |= 1ull << (v[t->cur] % 64);
-        t->cur++;
+    for (uint32_t d = 0; d < qc->ndims; d++) {
+        const struct q_dim *qd = &qc->dims[d];
+        uint64_t acc[IX_BLOCK] = {0}, any = 0;
+        for (uint32_t t = qd->dense_first; t < (uint32_t)qd->dense_first + qd->ndense; t++) {
+            const uint64_t *p = qc->dense[t] + w0;
+            for (int j = 0; j < IX_BLOCK; j++)
+                acc[j] |= p[j];
+        }
+        for (uint32_t t = qd->list_first; t < (uint32_t)qd->list_first + qd->nlists; t++) {
+            struct q_list *l = &qc->lists[t];
+            /* Entries of blocks that emptied earlier are passed over here. */
+            while (l->cur < l->n && l->v[l->cur] < hi) {
+                uint32_t i = l->v[l->cur++];
+                if (i >= lo)
+                    acc[(i - lo) / 64] |= 1ull << (i % 64);
+            }
+        }
+        if (qd->exclude) {
+            for (int j = 0; j < IX_BLOCK; j++) {
+                r[j] &= ~acc[j];
+                any |= r[j];
+            }
+        } else {
+            for (int j = 0; j < IX_BLOCK; j++) {
+                r[j] &= acc[j];
+                any |= r[j];
+            }
+        }
+        if (any == 0)
+            return false;
     }
-    return bits;
+    return true;
 }
 
 static uint32_t q_run(struct q_ctx *qc, const uint64_t *base, uint64_t *out)
 {
-    size_t nw = qc->ix->nwords;
+    const struct cidx *ix = qc->ix;
     uint32_t count = 0;
 
-    for (size_t w = 0; w < nw; w++) {
-        uint64_t r = base[w];
-        for (uint32_t d = 0; d < qc->ndims && r != 0; d++) {
-            const struct q_dim *qd = &qc->dims[d];
-            uint64_t acc = 0;
-            for (uint32_t t = qd->first; t < (uint32_t)qd->first + qd->nterms; t++) {
-                struct q_term *term = &qc->terms[t];
-                if (term->n == Q_DENSE)
-                    acc |= ((const uint64_t *)term->p)[w];
-                else
-                    acc |= q_sparse_word(term, w);
-            }
-            r = qd->exclude ? r & ~acc : r & acc;
+    for (size_t b = 0; b < ix->nblocks; b++) {
+        size_t w0 = b * IX_BLOCK, nw = ix->nwords - w0 < IX_BLOCK ? ix->nwords - w0 : IX_BLOCK;
+        uint64_t r[IX_BLOCK], any = 0;
+        for (int j = 0; j < IX_BLOCK; j++) {
+            r[j] = base[w0 + (size_t)j];
+            any |= r[j];
         }
-        out[w] = r;
-        if (r != 0)
-            count += (uint32_t)__builtin_popcountll(r);
+        if (any == 0 || !q_block(qc, w0, r)) {
+            memset(out + w0, 0, nw * sizeof(*out));
+            continue;
+        }
+        for (size_t j = 0; j < nw; j++) {
+            out[w0 + j] = r[j];
+            count += (uint32_t)__builtin_popcountll(r[j]);
+        }
     }
     return count;
 }
@@ -1576,9 +1717,13 @@ uint32_t cidx_eligible(const struct cidx *ix, const struct cidx_query *q, uint64
         return 0;
     qc.ix = ix;
     q_prepare(&qc, q);
+    if (qc.empty) {
+        memset(out, 0, ix->nwords * sizeof(*out));
+        return 0;
+    }
     if (q->now >= ix->built_at && q->now < ix->valid_until) {
         int64_t k = ix_floor_div(q->now, CIDX_SLOT_SECONDS) - ix->slot0;
-        return q_run(&qc, ix->slot_sets + (size_t)ix->slot_map[k] * ix->nwords, out);
+        return q_run(&qc, ix->slot_sets + (size_t)ix->slot_map[k] * ix->stride, out);
     }
     count = q_run(&qc, ix->present, out);
     for (size_t w = 0; w < ix->nwords; w++) {
