@@ -543,6 +543,7 @@ static bool size_in(const struct cidx_camp *c, struct cidx_size s)
     return false;
 }
 
+/* Cheap tests first, each returning as soon as the campaign is out. */
 static bool baseline_match(const struct cidx_camp *c, const struct cidx_query *q, const struct norm *n)
 {
     static const char *const dev_names[] = {"phone", "tablet", "desktop", "ctv", "other"};
@@ -550,16 +551,17 @@ static bool baseline_match(const struct cidx_camp *c, const struct cidx_query *q
 
     if (q->now < c->flight_start || q->now >= c->flight_end)
         return false;
-    if (c->has_daypart) {
-        int64_t local = q->now + tz_offset_at(c->zone, q->now);
-        int64_t days = local / 86400;
-        unsigned how = (unsigned)(((days + 3) % 7) * 24 + (local % 86400) / 3600);
-        if ((c->daypart[how / 64] >> (how % 64) & 1) == 0)
-            return false;
+    ok = false;
+    if ((q->formats & CIDX_FMT_BANNER) != 0 && (c->formats & CIDX_FMT_BANNER) != 0) {
+        for (uint32_t i = 0; i < q->nbanner_sizes && !ok; i++)
+            ok = size_in(c, q->banner_sizes[i]);
     }
-    if (c->countries.n > 0 && !in(&c->countries, n->country, strlen(n->country)))
-        return false;
-    if (c->regions.n > 0 && !in(&c->regions, n->region, strlen(n->region)))
+    if ((q->formats & CIDX_FMT_NATIVE) != 0 && (c->formats & CIDX_FMT_NATIVE) != 0)
+        ok = true;
+    if ((q->formats & CIDX_FMT_VIDEO) != 0 && (c->formats & CIDX_FMT_VIDEO) != 0 &&
+        (!c->sizes_listed || (q->video_size.w != 0 && size_in(c, q->video_size))))
+        ok = true;
+    if (!ok)
         return false;
     if (c->devices != 0) {
         ok = false;
@@ -568,6 +570,10 @@ static bool baseline_match(const struct cidx_camp *c, const struct cidx_query *q
         if (!ok)
             return false;
     }
+    if (c->countries.n > 0 && !in(&c->countries, n->country, strlen(n->country)))
+        return false;
+    if (c->regions.n > 0 && !in(&c->regions, n->region, strlen(n->region)))
+        return false;
     if (c->os.n > 0) {
         ok = false;
         for (uint32_t i = 0; i < c->os.n && !ok; i++) {
@@ -587,37 +593,32 @@ static bool baseline_match(const struct cidx_camp *c, const struct cidx_query *q
         if (!ok)
             return false;
     }
+    if ((q->private_auction || c->deals_only) && !any_in(&c->deals, q->deals, q->ndeals))
+        return false;
     if (c->cat_include.n > 0 &&
         (q->cattax != c->cat_taxonomy || !any_in(&c->cat_include, q->categories, q->ncategories)))
         return false;
     if (c->cat_exclude.n > 0 && q->cattax == c->cat_taxonomy && any_in(&c->cat_exclude, q->categories, q->ncategories))
         return false;
-    if (c->domain_allow.n > 0 && (n->domain_len == 0 || !domain_listed(&c->domain_allow, n->domain, n->domain_len)))
+    if (c->seg_include.n > 0 && !any_in(&c->seg_include, q->segments, q->nsegments))
         return false;
-    if (c->domain_block.n > 0 && n->domain_len > 0 && domain_listed(&c->domain_block, n->domain, n->domain_len))
+    if (c->seg_exclude.n > 0 && any_in(&c->seg_exclude, q->segments, q->nsegments))
         return false;
     if (c->bundle_allow.n > 0 && !in(&c->bundle_allow, q->bundle.ptr, q->bundle.len))
         return false;
     if (c->bundle_block.n > 0 && q->bundle.len > 0 && in(&c->bundle_block, q->bundle.ptr, q->bundle.len))
         return false;
-    if (c->seg_include.n > 0 && !any_in(&c->seg_include, q->segments, q->nsegments))
+    if (c->domain_allow.n > 0 && (n->domain_len == 0 || !domain_listed(&c->domain_allow, n->domain, n->domain_len)))
         return false;
-    if (c->seg_exclude.n > 0 && any_in(&c->seg_exclude, q->segments, q->nsegments))
+    if (c->domain_block.n > 0 && n->domain_len > 0 && domain_listed(&c->domain_block, n->domain, n->domain_len))
         return false;
-    ok = false;
-    if ((q->formats & CIDX_FMT_BANNER) != 0 && (c->formats & CIDX_FMT_BANNER) != 0) {
-        for (uint32_t i = 0; i < q->nbanner_sizes && !ok; i++)
-            ok = size_in(c, q->banner_sizes[i]);
+    if (c->has_daypart) {
+        int64_t local = q->now + tz_offset_at(c->zone, q->now);
+        int64_t days = local / 86400;
+        unsigned how = (unsigned)(((days + 3) % 7) * 24 + (local % 86400) / 3600);
+        if ((c->daypart[how / 64] >> (how % 64) & 1) == 0)
+            return false;
     }
-    if ((q->formats & CIDX_FMT_NATIVE) != 0 && (c->formats & CIDX_FMT_NATIVE) != 0)
-        ok = true;
-    if ((q->formats & CIDX_FMT_VIDEO) != 0 && (c->formats & CIDX_FMT_VIDEO) != 0 &&
-        (!c->sizes_listed || (q->video_size.w != 0 && size_in(c, q->video_size))))
-        ok = true;
-    if (!ok)
-        return false;
-    if (q->private_auction || c->deals_only)
-        return any_in(&c->deals, q->deals, q->ndeals);
     return true;
 }
 

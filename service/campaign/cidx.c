@@ -1004,12 +1004,12 @@ static void ix_build_done(struct ix_build *bd)
 static int ix_slot_sets(struct cidx *ix, const struct ix_build *bd)
 {
     size_t sw = ix->stride;
-    uint64_t *base = calloc(sw, sizeof(*base));
+    uint64_t *base = calloc(sw + 1, sizeof(*base));
     uint32_t *dayparted = malloc(sizeof(*dayparted) * (ix->n + 1));
     uint32_t nd = 0, nsets = 0;
     int64_t now = ix->built_at;
 
-    ix->slot_sets = malloc(sizeof(uint64_t) * sw * CIDX_WINDOW_SLOTS);
+    ix->slot_sets = malloc(sizeof(uint64_t) * (sw * CIDX_WINDOW_SLOTS + 1));
     if (base == NULL || dayparted == NULL || ix->slot_sets == NULL) {
         free(base);
         free(dayparted);
@@ -1042,7 +1042,7 @@ static int ix_slot_sets(struct cidx *ix, const struct ix_build *bd)
     free(base);
     free(dayparted);
     if (nsets < CIDX_WINDOW_SLOTS) {
-        uint64_t *shrunk = realloc(ix->slot_sets, sizeof(uint64_t) * sw * nsets);
+        uint64_t *shrunk = realloc(ix->slot_sets, sizeof(uint64_t) * (sw * nsets + 1));
         if (shrunk != NULL)
             ix->slot_sets = shrunk;
     }
