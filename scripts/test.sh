@@ -10,7 +10,11 @@ scripts/check-style.sh
 # tests/schema/package-lock.json; reinstalled when missing or when the lock changed.
 if [ ! -f tests/schema/node_modules/ajv/package.json ] ||
    [ tests/schema/package-lock.json -nt tests/schema/node_modules/.package-lock.json ]; then
-  npm ci --prefix tests/schema --no-audit --no-fund --loglevel=error >/dev/null
+  # Trust the system's CA store (Debian ca-certificates), as apt and curl do: npm
+  # otherwise trusts only the CAs built into node, and a site's TLS proxy fails.
+  cafile=()
+  [ -r /etc/ssl/certs/ca-certificates.crt ] && cafile=(--cafile /etc/ssl/certs/ca-certificates.crt)
+  npm ci --prefix tests/schema --no-audit --no-fund --loglevel=error "${cafile[@]}" >/dev/null
 fi
 
 run_suite() { # build-dir, meson options...
