@@ -14,7 +14,13 @@ if [ ! -f tests/schema/node_modules/ajv/package.json ] ||
   # otherwise trusts only the CAs built into node, and a site's TLS proxy fails.
   cafile=()
   [ -r /etc/ssl/certs/ca-certificates.crt ] && cafile=(--cafile /etc/ssl/certs/ca-certificates.crt)
-  npm ci --prefix tests/schema --no-audit --no-fund --loglevel=error "${cafile[@]}" >/dev/null
+  if ! npm ci --prefix tests/schema --no-audit --no-fund --loglevel=error "${cafile[@]}" >/dev/null; then
+    # A TLS proxy whose CA the system does not trust: fetch without checking the
+    # certificate. Safe because npm ci checks every package against the sha512
+    # "integrity" pinned in package-lock.json and refuses any other bytes.
+    echo "test: npm ci failed; retrying without TLS verification (package-lock.json pins sha512 hashes)" >&2
+    npm ci --prefix tests/schema --no-audit --no-fund --loglevel=error --strict-ssl=false >/dev/null
+  fi
 fi
 
 run_suite() { # build-dir, meson options...
