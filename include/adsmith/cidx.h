@@ -3,8 +3,9 @@
  *
  * The bid path asks one question per impression: which active campaigns may
  * bid on it? The answer is a bitset with one bit per campaign of the index,
- * computed from precompiled per-value bitsets in well under a microsecond for
- * 10,000 campaigns, without allocating and without locks.
+ * computed from precompiled per-value bitsets (about 3 us for 10,000
+ * campaigns, some 200 times faster than testing each campaign), without
+ * allocating and without locks.
  *
  * Life cycle, all off the bid path:
  *   1. cidx_camp_from_doc() turns each validated campaign document into a
@@ -89,7 +90,7 @@
 #define CIDX_Q_MAX_SEGMENTS 64
 #define CIDX_Q_MAX_SIZES 16
 #define CIDX_Q_MAX_DEALS 16
-#define CIDX_Q_MAX_LABELS 32 /* labels of a domain; more count as too long to look up */
+#define CIDX_Q_MAX_LABELS 32 /* labels of a domain; a domain with more is too long to look up */
 
 /* Dayparting resolution and the span an index precomputes. */
 #define CIDX_SLOT_SECONDS 900
@@ -173,9 +174,9 @@ struct cidx_camp {
     struct cidx_list seg_include, seg_exclude;
     struct cidx_list deals;
     bool deals_only;
-    uint32_t formats;   /* enum cidx_format bits: targeting.formats, else the creatives present */
-    bool sizes_listed;  /* targeting.sizes given: video player sizes must match them too */
-    uint32_t nsizes;    /* banner sizes: targeting.sizes, else the banner creative's */
+    uint32_t formats;  /* enum cidx_format bits: targeting.formats, else the creatives present */
+    bool sizes_listed; /* targeting.sizes given: video player sizes must match them too */
+    uint32_t nsizes;   /* banner sizes: targeting.sizes, else the banner creative's */
     struct cidx_size sizes[32];
     bool has_daypart;
     uint64_t daypart[3]; /* bit day * 24 + hour of local time, Monday = day 0 */
@@ -227,14 +228,14 @@ int cidx_build(struct cidx_builder *b, int64_t now, struct cidx **ret);
 void cidx_free(struct cidx *ix);
 
 struct cidx_stats {
-    uint32_t campaigns;         /* in the index */
-    uint32_t dropped_inactive;  /* added with a status other than active */
-    uint32_t dropped_zone;      /* time zone not loadable */
-    uint32_t zones;             /* distinct time zones */
-    uint32_t keys;              /* distinct targeting values */
-    uint32_t dense, sparse;     /* values stored as bitsets / as index lists */
-    uint32_t slot_sets;         /* distinct time-slot bitsets of the window */
-    size_t bytes;               /* memory held, records excluded */
+    uint32_t campaigns;        /* in the index */
+    uint32_t dropped_inactive; /* added with a status other than active */
+    uint32_t dropped_zone;     /* time zone not loadable */
+    uint32_t zones;            /* distinct time zones */
+    uint32_t keys;             /* distinct targeting values */
+    uint32_t dense, sparse;    /* values stored as bitsets / as index lists */
+    uint32_t slot_sets;        /* distinct time-slot bitsets of the window */
+    size_t bytes;              /* memory held, records excluded */
 };
 
 void cidx_stats(const struct cidx *ix, struct cidx_stats *ret);
@@ -278,7 +279,7 @@ struct cidx_query {
     uint32_t formats; /* enum cidx_format bits offered */
     const struct cidx_size *banner_sizes;
     uint32_t nbanner_sizes;
-    struct cidx_size video_size; /* player size; 0x0 unknown */
+    struct cidx_size video_size;  /* player size; 0x0 unknown */
     const struct cidx_str *deals; /* imp.pmp.deals[].id */
     uint32_t ndeals;
     bool private_auction;
@@ -289,7 +290,9 @@ struct cidx_query {
  * Fills @p out (cidx_words(ix) words, caller-provided) with the campaigns
  * eligible for @p q: bit i (word i / 64, bit i % 64) set for campaign i.
  * Thread-safe on a shared index; allocates nothing and takes no lock; uses
- * about 10 KiB of stack.
+ * about 14 KiB of stack. Cost: a hash lookup per request value, then one
+ * vectorised pass over the bitset per restricting dimension (about 3 us for
+ * 10,000 campaigns; loadtest/bench_index.c measures it).
  * @return the number of bits set.
  */
 uint32_t cidx_eligible(const struct cidx *ix, const struct cidx_query *q, uint64_t *out);

@@ -41,9 +41,9 @@ enum tz_date_kind { TZ_DATE_JULIAN1, TZ_DATE_JULIAN0, TZ_DATE_MONTH };
 /* One end of the daylight-saving period of a POSIX TZ rule. */
 struct tz_date {
     enum tz_date_kind kind;
-    int32_t day;                /* Jn: 1-365; n: 0-365 */
-    int32_t month, week, wday;  /* Mm.w.d */
-    int32_t time;               /* seconds after local midnight, -167h..167h */
+    int32_t day;               /* Jn: 1-365; n: 0-365 */
+    int32_t month, week, wday; /* Mm.w.d */
+    int32_t time;              /* seconds after local midnight, -167h..167h */
 };
 
 /* The footer's POSIX TZ string, for times after the last transition. */
@@ -198,8 +198,8 @@ static bool tz_header(struct tz_rd *r, struct tz_header *h)
     /* RFC 8536 3.1: typecnt and charcnt must not be zero; the indicator
      * arrays are absent or one entry per type. */
     return h->typecnt >= 1 && h->typecnt <= TZ_MAX_TYPES && h->charcnt >= 1 && h->charcnt <= TZ_MAX_CHARS &&
-           h->timecnt <= TZ_MAX_TRANS && h->leapcnt <= TZ_MAX_LEAPS &&
-           (h->isutcnt == 0 || h->isutcnt == h->typecnt) && (h->isstdcnt == 0 || h->isstdcnt == h->typecnt);
+           h->timecnt <= TZ_MAX_TRANS && h->leapcnt <= TZ_MAX_LEAPS && (h->isutcnt == 0 || h->isutcnt == h->typecnt) &&
+           (h->isstdcnt == 0 || h->isstdcnt == h->typecnt);
 }
 
 /* Size of the data block that follows a header; time_size is 4 (v1) or 8. */
@@ -544,9 +544,7 @@ static int64_t tz_rule_instant(const struct tz_date *d, int64_t y, int32_t utoff
     case TZ_DATE_JULIAN1: /* 1-365, February 29 never counted */
         day = tz_days_from_civil(y, 1, 1) + d->day - 1 + (tz_leap(y) && d->day >= 60 ? 1 : 0);
         break;
-    case TZ_DATE_JULIAN0: /* 0-365, February 29 counted */
-        day = tz_days_from_civil(y, 1, 1) + d->day;
-        break;
+    case TZ_DATE_JULIAN0: /* 0-365, February 29 counted */ day = tz_days_from_civil(y, 1, 1) + d->day; break;
     default: {
         int64_t first = tz_days_from_civil(y, d->month, 1);
         int32_t first_wday = (int32_t)((first % 7 + 11) % 7); /* 1970-01-01 was a Thursday (4) */

@@ -135,13 +135,13 @@ static struct cidx_query query(void)
     return q;
 }
 
-static struct cidx_str S(const char *s)
-{
+static struct cidx_str S(const char *s) {
     return (struct cidx_str){s, strlen(s)};
 }
 
 /* Eligible campaigns of a small index as a mask (bit i = campaign i). */
-static uint64_t eligible(const struct cidx *ix, const struct cidx_query *q)
+static uint64_t
+eligible(const struct cidx *ix, const struct cidx_query *q)
 {
     uint64_t out[CIDX_WORDS_MAX];
     uint32_t n;
@@ -282,8 +282,9 @@ Test(cidx, only_active_campaigns_and_loadable_zones)
     const char *paused[] = {"status", "\"paused\"", NULL};
     const char *draft[] = {"status", "\"draft\"", NULL};
     const char *mars[] = {"flight", "{\"start\":0,\"time_zone\":\"Mars/Olympus_Mons\"}", NULL};
-    struct cidx_camp *cs[] = {make("campaign-game-ip.json", paused), camp("a", NULL), make("campaign-retail.json", draft),
-                              make("campaign-game-ip.json", mars), camp("b", NULL)};
+    struct cidx_camp *cs[] = {make("campaign-game-ip.json", paused), camp("a", NULL),
+                              make("campaign-retail.json", draft), make("campaign-game-ip.json", mars),
+                              camp("b", NULL)};
     struct cidx *ix = build(cs, 5);
     struct cidx_stats st;
     struct cidx_query q = query();
@@ -466,7 +467,8 @@ Test(cidx, categories_include_exclude_and_taxonomy)
         camp("inc", "{\"categories\":{\"taxonomy\":\"iab_content_2.2\",\"include\":[\"596\",\"680\"]}}"),
         camp("any", NULL),
         camp("exc", "{\"categories\":{\"taxonomy\":\"iab_content_2.2\",\"exclude\":[\"JLBCU7\"]}}"),
-        camp("both", "{\"categories\":{\"taxonomy\":\"iab_content_1.0\",\"include\":[\"IAB9\"],\"exclude\":[\"IAB9-30\"]}}"),
+        camp("both",
+             "{\"categories\":{\"taxonomy\":\"iab_content_1.0\",\"include\":[\"IAB9\"],\"exclude\":[\"IAB9-30\"]}}"),
     };
     struct cidx *ix = build(cs, 4);
     struct cidx_query q = query();
@@ -532,6 +534,17 @@ Test(cidx, domains_allow_block_and_subdomains)
     memcpy(longdom + sizeof(longdom) - 15, ".casino.example", 15);
     q.domain = (struct cidx_str){longdom, sizeof(longdom)};
     cr_expect_eq(eligible(ix, &q), B(1), "too long to look up: blocks apply, allows do not");
+    /* At most CIDX_Q_MAX_LABELS labels are looked up. */
+    memset(longdom, 0, sizeof(longdom));
+    for (int i = 0; i < CIDX_Q_MAX_LABELS - 2; i++)
+        memcpy(longdom + 2 * i, "a.", 2);
+    memcpy(longdom + 2 * (CIDX_Q_MAX_LABELS - 2), "example.com", 11);
+    q.domain = S(longdom);
+    cr_expect_eq(eligible(ix, &q), B(0) | B(1) | B(2), "32 labels: looked up");
+    memmove(longdom + 2, longdom, strlen(longdom) + 1);
+    memcpy(longdom, "a.", 2);
+    q.domain = S(longdom);
+    cr_expect_eq(eligible(ix, &q), B(1), "33 labels: too long to look up");
     cidx_free(ix);
 }
 
@@ -596,14 +609,16 @@ Test(cidx, segments_include_exclude)
 
 Test(cidx, formats_and_sizes)
 {
-    const char *video_any[] = {"id", "\"video-any\"", "targeting", NULL, "flight", "{\"start\":0,\"time_zone\":\"UTC\"}",
-                               NULL};
-    const char *video_sized[] = {"id", "\"video-sized\"", "flight", "{\"start\":0,\"time_zone\":\"UTC\"}", "targeting",
-                                 "{\"formats\":[\"video\"],\"sizes\":[{\"w\":640,\"h\":360}]}", NULL};
+    const char *video_any[] = {
+        "id", "\"video-any\"", "targeting", NULL, "flight", "{\"start\":0,\"time_zone\":\"UTC\"}", NULL};
+    const char *video_sized[] = {"id",        "\"video-sized\"",
+                                 "flight",    "{\"start\":0,\"time_zone\":\"UTC\"}",
+                                 "targeting", "{\"formats\":[\"video\"],\"sizes\":[{\"w\":640,\"h\":360}]}",
+                                 NULL};
     struct cidx_camp *cs[] = {
-        camp("banner-creative", "{\"formats\":[\"banner\"]}"),            /* 300x250, 320x50 */
+        camp("banner-creative", "{\"formats\":[\"banner\"]}"), /* 300x250, 320x50 */
         camp("native", "{\"formats\":[\"native\"]}"),
-        make("campaign-retail.json", video_any),                         /* video + native from the creatives */
+        make("campaign-retail.json", video_any), /* video + native from the creatives */
         make("campaign-retail.json", video_sized),
         camp("banner-728", "{\"formats\":[\"banner\"],\"sizes\":[{\"w\":728,\"h\":90}]}"),
     };
@@ -643,23 +658,37 @@ Test(cidx, formats_and_sizes)
 
 Test(cidx, deals)
 {
-    struct cidx_camp *cs[] = {camp("only", "{\"deals\":[\"D1\",\"D2\"],\"deals_only\":true}"), camp("any", NULL),
-                              camp("open", "{\"deals\":[\"D3\"],\"deals_only\":false}")};
-    struct cidx *ix = build(cs, 3);
+    /* "POP" is listed by four campaigns: enough for a bitset in an index of
+     * this size, so both representations of a deal are exercised. */
+    struct cidx_camp *cs[] = {camp("only", "{\"deals\":[\"D1\",\"D2\"],\"deals_only\":true}"),
+                              camp("any", NULL),
+                              camp("open", "{\"deals\":[\"D3\"],\"deals_only\":false}"),
+                              camp("pop1", "{\"deals\":[\"POP\"]}"),
+                              camp("pop2", "{\"deals\":[\"POP\"]}"),
+                              camp("pop3", "{\"deals\":[\"POP\"]}"),
+                              camp("pop4", "{\"deals\":[\"POP\"]}")};
+    struct cidx *ix = build(cs, 7);
     struct cidx_query q = query();
-    struct cidx_str deals[2] = {S("D2"), S("D3")};
+    struct cidx_str deals[3] = {S("D2"), S("D3"), S("POP")};
+    struct cidx_stats st;
+    const uint64_t pop = B(3) | B(4) | B(5) | B(6);
 
-    cr_expect_eq(eligible(ix, &q), B(1) | B(2), "open auction without deals");
+    cidx_stats(ix, &st);
+    cr_assert_gt(st.dense, 0);
+    cr_expect_eq(eligible(ix, &q), B(1) | B(2) | pop, "open auction without deals");
     q.deals = deals;
     q.ndeals = 1;
-    cr_expect_eq(eligible(ix, &q), B(0) | B(1) | B(2));
+    cr_expect_eq(eligible(ix, &q), B(0) | B(1) | B(2) | pop);
     q.deals = &deals[1];
-    cr_expect_eq(eligible(ix, &q), B(1) | B(2));
+    cr_expect_eq(eligible(ix, &q), B(1) | B(2) | pop);
     q.private_auction = true;
     cr_expect_eq(eligible(ix, &q), B(2), "a private auction needs a listed deal");
     q.deals = deals;
     q.ndeals = 2;
     cr_expect_eq(eligible(ix, &q), B(0) | B(2));
+    q.deals = &deals[2];
+    q.ndeals = 1;
+    cr_expect_eq(eligible(ix, &q), pop, "a deal many campaigns list");
     q.ndeals = 0;
     cr_expect_eq(eligible(ix, &q), 0);
     cidx_free(ix);
@@ -702,10 +731,10 @@ Test(cidx, unrestricted_campaign_matches_everything)
 Test(cidx, lists_after_words_an_earlier_dimension_emptied)
 {
     /* 200 campaigns, 4 words. Campaigns 0-63 target the US only, so for a
-     * French request the whole first word is empty before the segment
-     * dimensions are looked at. "rare" and "gone" have too few campaigns for
-     * a bitset: they are lists whose first entry (5, 6) lies in that skipped
-     * word and whose second (130, 131) in a later one. */
+     * French request the whole first word is emptied by the country
+     * dimension. "rare" and "gone" have too few campaigns for a bitset: they
+     * are lists whose first entry (5, 6) lies in that emptied word and whose
+     * second (130, 131) in a later one. */
     enum { N = 200 };
     static struct cidx_camp *cs[N];
     struct cidx *ix;
@@ -719,7 +748,7 @@ Test(cidx, lists_after_words_an_earlier_dimension_emptied)
         char id[16], t[128];
         snprintf(id, sizeof(id), "c%d", i);
         snprintf(t, sizeof(t), "{%s%s}", i < 64 ? "\"countries\":[\"US\"]" : "\"languages\":[\"fr\"]",
-                 i == 5 || i == 130 ? ",\"segments\":{\"include\":[\"rare\"]}"
+                 i == 5 || i == 130   ? ",\"segments\":{\"include\":[\"rare\"]}"
                  : i == 6 || i == 131 ? ",\"segments\":{\"exclude\":[\"gone\"]}"
                                       : "");
         cs[i] = camp(id, t);
@@ -744,16 +773,99 @@ Test(cidx, lists_after_words_an_earlier_dimension_emptied)
     cidx_free(ix);
 }
 
+/* Records from one parsed document, without going through cJSON each time. */
+struct tmpl {
+    msgpack_zone zone;
+    msgpack_object doc;
+};
+
+static void tmpl_init(struct tmpl *t, const char *targeting)
+{
+    char idj[] = "\"t\"";
+    const char *kv[] = {"id", idj, "flight", "{\"start\":0,\"time_zone\":\"UTC\"}", "targeting", targeting, NULL};
+    char *text = read_example("campaign-game-ip.json");
+    cJSON *doc = cJSON_Parse(text);
+    struct ads_diag diag;
+    char *out;
+
+    free(text);
+    for (size_t i = 0; kv[i] != NULL; i += 2) {
+        cJSON_DeleteItemFromObjectCaseSensitive(doc, kv[i]);
+        if (kv[i + 1] != NULL)
+            cJSON_AddItemToObject(doc, kv[i], cJSON_Parse(kv[i + 1]));
+    }
+    out = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    cr_assert(msgpack_zone_init(&t->zone, 4096));
+    cr_assert_eq(doc_parse(DOC_JSON, out, strlen(out), &t->zone, &t->doc, &diag), 0);
+    free(out);
+}
+
+Test(cidx, more_campaigns_than_one_chunk)
+{
+    /* A query works through 16384 campaigns at a time; lists and bitsets
+     * must line up across that boundary. */
+    enum { N = 20000, PLAIN, US, EDGE_IN, EDGE_OUT };
+    static const uint32_t edge_in[] = {5, 16383, 16384, 19999}, edge_out[] = {6, 16385};
+    struct tmpl t[4];
+    struct cidx_builder *b;
+    struct cidx *ix;
+    struct cidx_query q = query();
+    struct cidx_str segs[2] = {S("edge"), S("edge-x")};
+    static uint64_t out[CIDX_WORDS_MAX];
+    static int kind[N];
+    uint32_t n, expect = 0;
+
+    tmpl_init(&t[0], NULL);
+    tmpl_init(&t[1], "{\"countries\":[\"US\"]}");
+    tmpl_init(&t[2], "{\"segments\":{\"include\":[\"edge\"]}}");
+    tmpl_init(&t[3], "{\"segments\":{\"exclude\":[\"edge-x\"]}}");
+    for (int i = 0; i < N; i++)
+        kind[i] = i % 3 == 0 ? US : PLAIN;
+    for (size_t i = 0; i < sizeof(edge_in) / sizeof(edge_in[0]); i++)
+        kind[edge_in[i]] = EDGE_IN;
+    for (size_t i = 0; i < sizeof(edge_out) / sizeof(edge_out[0]); i++)
+        kind[edge_out[i]] = EDGE_OUT;
+    cr_assert_eq(cidx_builder_new(&b), 0);
+    for (int i = 0; i < N; i++) {
+        struct cidx_camp *c;
+        cr_assert_eq(cidx_camp_from_doc(&t[kind[i] - PLAIN].doc, &c, NULL), 0);
+        cr_assert_eq(cidx_builder_add(b, c), 0);
+    }
+    cr_assert_eq(cidx_build(b, T0, &ix), 0);
+    cidx_builder_free(b);
+    for (int i = 0; i < 4; i++)
+        msgpack_zone_destroy(&t[i].zone);
+    cr_assert_eq(cidx_words(ix), (N + 63) / 64);
+
+    q.country = S("FR");
+    for (int pass = 0; pass < 2; pass++) {
+        q.segments = segs;
+        q.nsegments = pass == 0 ? 2 : 0;
+        n = cidx_eligible(ix, &q, out);
+        expect = 0;
+        for (uint32_t i = 0; i < N; i++) {
+            bool want = kind[i] == PLAIN || (kind[i] == EDGE_IN && pass == 0) || (kind[i] == EDGE_OUT && pass == 1);
+            cr_assert_eq((out[i / 64] >> (i % 64) & 1) != 0, want, "pass %d, campaign %u", pass, i);
+            expect += want;
+        }
+        cr_assert_eq(n, expect);
+    }
+    cidx_free(ix);
+}
+
 /* ---- time ---- */
 
 Test(cidx, flight_boundaries_and_valid_until)
 {
-    const char *f1[] = {"id", "\"later\"", "targeting", NULL, "flight",
-                        "{\"start\":1767229200,\"end\":1767232800,\"time_zone\":\"UTC\"}", NULL};
-    const char *f2[] = {"id", "\"ending\"", "targeting", NULL, "flight",
-                        "{\"start\":0,\"end\":1767240000,\"time_zone\":\"UTC\"}", NULL};
-    const char *f3[] = {"id", "\"over\"", "targeting", NULL, "flight",
-                        "{\"start\":0,\"end\":1767225600,\"time_zone\":\"UTC\"}", NULL};
+    const char *f1[] = {"id", "\"later\"", "targeting",
+                        NULL, "flight",    "{\"start\":1767229200,\"end\":1767232800,\"time_zone\":\"UTC\"}",
+                        NULL};
+    const char *f2[] = {"id", "\"ending\"", "targeting",
+                        NULL, "flight",     "{\"start\":0,\"end\":1767240000,\"time_zone\":\"UTC\"}",
+                        NULL};
+    const char *f3[] = {
+        "id", "\"over\"", "targeting", NULL, "flight", "{\"start\":0,\"end\":1767225600,\"time_zone\":\"UTC\"}", NULL};
     struct cidx_camp *cs[] = {make("campaign-game-ip.json", f1), make("campaign-game-ip.json", f2),
                               make("campaign-game-ip.json", f3)};
     struct cidx *ix = build(cs, 3);
@@ -807,10 +919,13 @@ Test(cidx, dayparting_in_the_campaign_zone_across_dst)
     /* Weekday mornings in Berlin, Sunday 3-4 in Berlin (the hour after the
      * spring switch), Monday 9-10 in Kolkata (+5:30) and Kathmandu (+5:45). */
     struct cidx_camp *cs[] = {
-        dayparted("berlin-am", "Europe/Berlin",
-                  "{\"dayparting\":[{\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"],\"start_hour\":6,\"end_hour\":9}]}"),
-        dayparted("berlin-sun", "Europe/Berlin", "{\"dayparting\":[{\"days\":[\"sun\"],\"start_hour\":3,\"end_hour\":4}]}"),
-        dayparted("kolkata", "Asia/Kolkata", "{\"dayparting\":[{\"days\":[\"mon\"],\"start_hour\":9,\"end_hour\":10}]}"),
+        dayparted(
+            "berlin-am", "Europe/Berlin",
+            "{\"dayparting\":[{\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"],\"start_hour\":6,\"end_hour\":9}]}"),
+        dayparted("berlin-sun", "Europe/Berlin",
+                  "{\"dayparting\":[{\"days\":[\"sun\"],\"start_hour\":3,\"end_hour\":4}]}"),
+        dayparted("kolkata", "Asia/Kolkata",
+                  "{\"dayparting\":[{\"days\":[\"mon\"],\"start_hour\":9,\"end_hour\":10}]}"),
         dayparted("kathmandu", "Asia/Kathmandu",
                   "{\"dayparting\":[{\"days\":[\"mon\"],\"start_hour\":9,\"end_hour\":10}]}"),
         camp("always", NULL),
@@ -920,9 +1035,10 @@ static struct cidx_camp *rnd_camp(int i)
         len += (size_t)snprintf(t + len, sizeof(t) - len, "\"domains\":{\"%s\":%s},", rnd(2) ? "allow" : "block", a);
     }
     if (rnd(3) == 0)
-        len += (size_t)snprintf(t + len, sizeof(t) - len,
-                                "\"dayparting\":[{\"days\":[\"mon\",\"thu\",\"sat\"],\"start_hour\":%u,\"end_hour\":%u}],",
-                                rnd(12), 12 + rnd(12) + 1);
+        len +=
+            (size_t)snprintf(t + len, sizeof(t) - len,
+                             "\"dayparting\":[{\"days\":[\"mon\",\"thu\",\"sat\"],\"start_hour\":%u,\"end_hour\":%u}],",
+                             rnd(12), 12 + rnd(12) + 1);
     snprintf(t + len, sizeof(t) - len, "\"formats\":[\"native\"]}");
     snprintf(b1, sizeof(b1), "\"r%d\"", i);
     snprintf(b2, sizeof(b2), "{\"start\":%d,\"end\":%d,\"time_zone\":\"%s\"}", T0 - 86400 + (int)rnd(3) * 86400,

@@ -120,8 +120,22 @@ Test(tz, after_2037_footer_rule)
 Test(tz, names_that_cannot_leave_the_database)
 {
     static const char *const bad[] = {
-        "../etc/passwd", "", "a//b", ".", "..", "/etc/passwd", "Europe/", "/UTC", "Europe/../UTC", "Europe/./Berlin",
-        "Europe/Berlin\n", "Europe\\Berlin", "Europe/Berlin ", "Etc/UTC%00", "Europe", "No/Such_Zone",
+        "../etc/passwd",
+        "",
+        "a//b",
+        ".",
+        "..",
+        "/etc/passwd",
+        "Europe/",
+        "/UTC",
+        "Europe/../UTC",
+        "Europe/./Berlin",
+        "Europe/Berlin\n",
+        "Europe\\Berlin",
+        "Europe/Berlin ",
+        "Etc/UTC%00",
+        "Europe",
+        "No/Such_Zone",
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", /* 65 bytes */
     };
     char longname[4096];
