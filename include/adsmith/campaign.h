@@ -88,4 +88,7 @@ int camp_validate(const struct camp_validator *v, const msgpack_object *doc, con
 /** Whether @p code (3 bytes) is an ISO 4217 currency code in current use. */
 bool camp_currency_known(const char *code, size_t len);
 
+/** Whether @p len bytes at @p s are a campaign or advertiser id: 1-CAMP_ID_MAX of A-Z a-z 0-9 _ . - (the schema's "key"). */
+bool camp_id_valid(const char *s, size_t len);
+
 #endif

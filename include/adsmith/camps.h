@@ -52,6 +52,19 @@ int camps_decode(const MDB_val *val, struct camps_rec *ret);
  */
 int camps_put(MDB_txn *txn, struct store *s, const struct camps_rec *rec, const char *old_status);
 
+/**
+ * Fills @p rec's id, advertiser, status and name from a validated campaign
+ * document (each "" when absent; cut to its field). Nothing else of @p rec changes.
+ */
+void camps_rec_from_doc(const msgpack_object *doc, struct camps_rec *rec);
+
+/**
+ * Appends @p doc (a map) to @p sb (initialised by the caller, and empty) as
+ * MessagePack, without the server-set created_at and updated_at.
+ * @return 0 or ADS_ENOMEM.
+ */
+int camps_pack_doc(const msgpack_object *doc, msgpack_sbuffer *sb);
+
 /** Campaigns of @p advertiser that are not archived. */
 int camps_live_count(MDB_txn *txn, struct store *s, const char *advertiser, uint64_t *ret_n);
 

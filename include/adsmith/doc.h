@@ -82,8 +82,14 @@ int doc_parse(enum doc_fmt fmt, const char *body, size_t len, msgpack_zone *zone
  */
 bool doc_utf8_valid(const char *s, size_t len);
 
-/** The value of member @p key of @p map (a MAP), or NULL when absent or @p map is not a map. */
+/**
+ * The value of member @p key of @p map, or NULL when absent or @p map is NULL
+ * or not a map. Of a repeated name, the last (as JSON.parse() reads it).
+ */
 const msgpack_object *doc_map_get(const msgpack_object *map, const char *key);
+
+/** The same for a key of @p n bytes (need not be NUL-terminated). */
+const msgpack_object *doc_map_getn(const msgpack_object *map, const char *key, size_t n);
 
 /**
  * RFC 7396 JSON Merge Patch: *@p ret = @p patch applied to @p target (NULL:

@@ -61,22 +61,6 @@ static void keys_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* A campaign-id-shaped string: 1-64 of A-Z a-z 0-9 _ . - */
-static bool keys_advertiser_ok(const char *a)
-{
-    size_t n = strlen(a);
-
-    if (n == 0 || n > CAMP_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = a[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int keys_put(MDB_txn *txn, struct store *s, const unsigned char digest[SHA256_DIGEST_LENGTH],
                     const struct keys_info *info)
 {
@@ -167,7 +151,7 @@ int keys_create(MDB_txn *txn, struct store *s, enum keys_role role, const char *
         return ads_diag_set(diag, ADS_EINVAL, "/advertiser", "an advertiser key needs the advertiser id it may act for");
     if (role == KEYS_ADMIN && advertiser[0] != '\0')
         return ads_diag_set(diag, ADS_EINVAL, "/advertiser", "an admin key acts for every advertiser; drop the advertiser");
-    if (advertiser[0] != '\0' && !keys_advertiser_ok(advertiser))
+    if (advertiser[0] != '\0' && !camp_id_valid(advertiser, strlen(advertiser)))
         return ads_diag_set(diag, ADS_EINVAL, "/advertiser",
                             "the advertiser id must be 1-%d characters of A-Z a-z 0-9 _ . -", CAMP_ID_MAX);
     if (strlen(name) > KEYS_NAME_MAX)

@@ -54,24 +54,15 @@ static int catl_seed_campaign(MDB_txn *txn, struct store *s, int64_t now)
     msgpack_zone zone;
     msgpack_object doc;
     msgpack_sbuffer sb;
-    msgpack_packer pk;
-    const msgpack_object *v;
     int rc;
 
     msgpack_zone_init(&zone, 4096);
     msgpack_sbuffer_init(&sb);
     if ((rc = doc_parse(DOC_JSON, camp_demo_json, camp_demo_json_len, &zone, &doc, &d)) != 0)
         goto out;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_object(&pk, doc);
-#define CATL_COPY(field, key)                                                                                        \
-    if ((v = doc_map_get(&doc, key)) != NULL && v->type == MSGPACK_OBJECT_STR && v->via.str.size < sizeof(rec.field)) \
-        memcpy(rec.field, v->via.str.ptr, v->via.str.size);
-    CATL_COPY(id, "id")
-    CATL_COPY(advertiser, "advertiser")
-    CATL_COPY(status, "status")
-    CATL_COPY(name, "name")
-#undef CATL_COPY
+    camps_rec_from_doc(&doc, &rec);
+    if ((rc = camps_pack_doc(&doc, &sb)) != 0)
+        goto out;
     rec.created_at = rec.updated_at = (uint64_t)now;
     rec.doc = sb.data;
     rec.doc_len = sb.size;

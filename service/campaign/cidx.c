@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "adsmith/doc.h"
+
 /* ==== records: from a campaign document ====
  *
  * A record is one allocation: the struct, then an arena holding its lists and
@@ -59,20 +61,6 @@ static void *cc_alloc(struct cc_ctx *x, size_t n, size_t align)
 static int cc_fail(struct cc_ctx *x, const char *ptr, const char *what)
 {
     return ads_diag_set(x->diag, ADS_EINVAL, ptr, "%s", what);
-}
-
-static const msgpack_object *cc_get(const msgpack_object *map, const char *key)
-{
-    size_t klen = strlen(key);
-
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen && memcmp(k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
 }
 
 static char cc_fold_char(char ch, enum cc_fold fold)
@@ -178,8 +166,8 @@ static int cc_sizes(struct cc_ctx *x, const msgpack_object *o, uint32_t max_n, c
         return cc_fail(x, ptr, "must be an array of 1 to 32 sizes");
     for (uint32_t i = 0; i < o->via.array.size; i++) {
         uint64_t w = 0, h = 0;
-        if ((rc = cc_uint(x, cc_get(&o->via.array.ptr[i], "w"), 1, 8192, ptr, &w)) != 0 ||
-            (rc = cc_uint(x, cc_get(&o->via.array.ptr[i], "h"), 1, 8192, ptr, &h)) != 0)
+        if ((rc = cc_uint(x, doc_map_get(&o->via.array.ptr[i], "w"), 1, 8192, ptr, &w)) != 0 ||
+            (rc = cc_uint(x, doc_map_get(&o->via.array.ptr[i], "h"), 1, 8192, ptr, &h)) != 0)
             return rc;
         c->sizes[i] = (struct cidx_size){(uint16_t)w, (uint16_t)h};
     }
@@ -198,10 +186,10 @@ static int cc_dayparting(struct cc_ctx *x, const msgpack_object *o, struct cidx_
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > CC_MAX_DAYPARTS)
         return cc_fail(x, ptr, "must be an array of 1 to 28 windows");
     for (uint32_t i = 0; i < o->via.array.size; i++) {
-        const msgpack_object *w = &o->via.array.ptr[i], *d = cc_get(w, "days");
+        const msgpack_object *w = &o->via.array.ptr[i], *d = doc_map_get(w, "days");
         uint64_t start = 0, end = 0;
-        if ((rc = cc_uint(x, cc_get(w, "start_hour"), 0, 23, ptr, &start)) != 0 ||
-            (rc = cc_uint(x, cc_get(w, "end_hour"), 1, 24, ptr, &end)) != 0)
+        if ((rc = cc_uint(x, doc_map_get(w, "start_hour"), 0, 23, ptr, &start)) != 0 ||
+            (rc = cc_uint(x, doc_map_get(w, "end_hour"), 1, 24, ptr, &end)) != 0)
             return rc;
         if (end <= start)
             return cc_fail(x, ptr, "has a window whose end_hour is not after its start_hour");
@@ -225,8 +213,8 @@ static int cc_formats(struct cc_ctx *x, const msgpack_object *targeting, const m
                       struct cidx_camp *c)
 {
     static const char *const names[] = {"banner", "native", "video"};
-    const msgpack_object *f = cc_get(targeting, "formats"), *banner = cc_get(creatives, "banner");
-    const msgpack_object *sizes = cc_get(targeting, "sizes");
+    const msgpack_object *f = doc_map_get(targeting, "formats"), *banner = doc_map_get(creatives, "banner");
+    const msgpack_object *sizes = doc_map_get(targeting, "sizes");
     int rc;
 
     c->formats = 0;
@@ -241,7 +229,7 @@ static int cc_formats(struct cc_ctx *x, const msgpack_object *targeting, const m
         }
     } else {
         for (int k = 0; k < 3; k++) {
-            if (cc_get(creatives, names[k]) != NULL)
+            if (doc_map_get(creatives, names[k]) != NULL)
                 c->formats |= 1u << k;
         }
     }
@@ -252,7 +240,7 @@ static int cc_formats(struct cc_ctx *x, const msgpack_object *targeting, const m
     /* Without targeting.sizes, banner bids on the banner creative's sizes (a
      * banner format without a banner creative then matches nothing). */
     if ((c->formats & CIDX_FMT_BANNER) != 0 && banner != NULL &&
-        (rc = cc_sizes(x, cc_get(banner, "sizes"), CC_MAX_BANNER_SIZES, "/creatives/banner/sizes", c)) != 0)
+        (rc = cc_sizes(x, doc_map_get(banner, "sizes"), CC_MAX_BANNER_SIZES, "/creatives/banner/sizes", c)) != 0)
         return rc;
     return 0;
 }
@@ -260,7 +248,7 @@ static int cc_formats(struct cc_ctx *x, const msgpack_object *targeting, const m
 static int cc_pair(struct cc_ctx *x, const msgpack_object *t, const char *member, const char *a, const char *b,
                    uint32_t max_n, size_t max_len, enum cc_fold fold, struct cidx_list *ret_a, struct cidx_list *ret_b)
 {
-    const msgpack_object *o = cc_get(t, member);
+    const msgpack_object *o = doc_map_get(t, member);
     char ptr[64];
     int rc;
 
@@ -270,10 +258,10 @@ static int cc_pair(struct cc_ctx *x, const msgpack_object *t, const char *member
     if (o->type != MSGPACK_OBJECT_MAP)
         return cc_fail(x, ptr, "must be an object");
     snprintf(ptr, sizeof(ptr), "/targeting/%s/%s", member, a);
-    if ((rc = cc_list(x, cc_get(o, a), max_n, max_len, fold, ptr, ret_a)) != 0)
+    if ((rc = cc_list(x, doc_map_get(o, a), max_n, max_len, fold, ptr, ret_a)) != 0)
         return rc;
     snprintf(ptr, sizeof(ptr), "/targeting/%s/%s", member, b);
-    return cc_list(x, cc_get(o, b), max_n, max_len, fold, ptr, ret_b);
+    return cc_list(x, doc_map_get(o, b), max_n, max_len, fold, ptr, ret_b);
 }
 
 static int cc_targeting(struct cc_ctx *x, const msgpack_object *t, struct cidx_camp *c)
@@ -284,12 +272,12 @@ static int cc_targeting(struct cc_ctx *x, const msgpack_object *t, struct cidx_c
 
     if (t != NULL && t->type != MSGPACK_OBJECT_MAP)
         return cc_fail(x, "/targeting", "must be an object");
-    if ((rc = cc_list(x, cc_get(t, "countries"), CC_MAX_COUNTRIES, CIDX_COUNTRY_MAX, CC_UPPER, "/targeting/countries",
+    if ((rc = cc_list(x, doc_map_get(t, "countries"), CC_MAX_COUNTRIES, CIDX_COUNTRY_MAX, CC_UPPER, "/targeting/countries",
                       &c->countries)) != 0 ||
-        (rc = cc_list(x, cc_get(t, "regions"), CC_MAX_REGIONS, CIDX_REGION_MAX, CC_UPPER, "/targeting/regions",
+        (rc = cc_list(x, doc_map_get(t, "regions"), CC_MAX_REGIONS, CIDX_REGION_MAX, CC_UPPER, "/targeting/regions",
                       &c->regions)) != 0 ||
-        (rc = cc_list(x, cc_get(t, "os"), CC_MAX_OS, CIDX_OS_MAX, CC_LOWER, "/targeting/os", &c->os)) != 0 ||
-        (rc = cc_list(x, cc_get(t, "languages"), CC_MAX_LANGUAGES, CIDX_LANGUAGE_MAX, CC_LOWER, "/targeting/languages",
+        (rc = cc_list(x, doc_map_get(t, "os"), CC_MAX_OS, CIDX_OS_MAX, CC_LOWER, "/targeting/os", &c->os)) != 0 ||
+        (rc = cc_list(x, doc_map_get(t, "languages"), CC_MAX_LANGUAGES, CIDX_LANGUAGE_MAX, CC_LOWER, "/targeting/languages",
                       &c->languages)) != 0 ||
         (rc = cc_pair(x, t, "domains", "allow", "block", CC_MAX_DOMAINS, CIDX_DOMAIN_MAX, CC_LOWER, &c->domain_allow,
                       &c->domain_block)) != 0 ||
@@ -299,13 +287,13 @@ static int cc_targeting(struct cc_ctx *x, const msgpack_object *t, struct cidx_c
                       &c->seg_include, &c->seg_exclude)) != 0 ||
         (rc = cc_pair(x, t, "categories", "include", "exclude", CC_MAX_CATEGORIES, CIDX_CATEGORY_MAX, CC_AS_IS,
                       &c->cat_include, &c->cat_exclude)) != 0 ||
-        (rc = cc_list(x, cc_get(t, "deals"), CC_MAX_DEALS, CIDX_DEAL_MAX, CC_AS_IS, "/targeting/deals", &c->deals)) !=
+        (rc = cc_list(x, doc_map_get(t, "deals"), CC_MAX_DEALS, CIDX_DEAL_MAX, CC_AS_IS, "/targeting/deals", &c->deals)) !=
             0)
         return rc;
-    if ((o = cc_get(t, "categories")) != NULL &&
-        (rc = cc_taxonomy(x, cc_get(o, "taxonomy"), "/targeting/categories/taxonomy", &c->cat_taxonomy)) != 0)
+    if ((o = doc_map_get(t, "categories")) != NULL &&
+        (rc = cc_taxonomy(x, doc_map_get(o, "taxonomy"), "/targeting/categories/taxonomy", &c->cat_taxonomy)) != 0)
         return rc;
-    if ((o = cc_get(t, "devices")) != NULL) {
+    if ((o = doc_map_get(t, "devices")) != NULL) {
         if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > 5)
             return cc_fail(x, "/targeting/devices", "must be an array of 1 to 5 device classes");
         for (uint32_t i = 0; i < o->via.array.size; i++) {
@@ -315,18 +303,18 @@ static int cc_targeting(struct cc_ctx *x, const msgpack_object *t, struct cidx_c
             c->devices |= 1u << k;
         }
     }
-    if ((o = cc_get(t, "deals_only")) != NULL) {
+    if ((o = doc_map_get(t, "deals_only")) != NULL) {
         if (o->type != MSGPACK_OBJECT_BOOLEAN)
             return cc_fail(x, "/targeting/deals_only", "must be a boolean");
         c->deals_only = o->via.boolean;
     }
-    return cc_dayparting(x, cc_get(t, "dayparting"), c);
+    return cc_dayparting(x, doc_map_get(t, "dayparting"), c);
 }
 
 static int cc_money(struct cc_ctx *x, const msgpack_object *parent, const char *member, uint64_t max, const char *ptr,
                     int64_t *ret)
 {
-    const msgpack_object *o = cc_get(parent, member);
+    const msgpack_object *o = doc_map_get(parent, member);
     uint64_t v = 0;
     int rc;
 
@@ -349,9 +337,9 @@ static int cc_caps(struct cc_ctx *x, const msgpack_object *o, struct cidx_camp *
         return 0;
     for (int i = 0; i < 3; i++) {
         uint64_t v = 0;
-        if (cc_get(o, names[i]) == NULL)
+        if (doc_map_get(o, names[i]) == NULL)
             continue;
-        if ((rc = cc_uint(x, cc_get(o, names[i]), 1, 1000000, "/frequency_caps", &v)) != 0)
+        if ((rc = cc_uint(x, doc_map_get(o, names[i]), 1, 1000000, "/frequency_caps", &v)) != 0)
             return rc;
         *dst[i] = (uint32_t)v;
     }
@@ -369,61 +357,61 @@ static int cc_parse(struct cc_ctx *x, const msgpack_object *doc, struct cidx_cam
 
     if (doc == NULL || doc->type != MSGPACK_OBJECT_MAP)
         return cc_fail(x, "", "must be an object");
-    if ((rc = cc_fixed(x, cc_get(doc, "id"), CIDX_ID_MAX, "/id", c->id)) != 0 ||
-        (rc = cc_fixed(x, cc_get(doc, "advertiser"), CIDX_ID_MAX, "/advertiser", c->advertiser)) != 0 ||
-        (rc = cc_fixed(x, cc_get(doc, "currency"), 3, "/currency", c->currency)) != 0)
+    if ((rc = cc_fixed(x, doc_map_get(doc, "id"), CIDX_ID_MAX, "/id", c->id)) != 0 ||
+        (rc = cc_fixed(x, doc_map_get(doc, "advertiser"), CIDX_ID_MAX, "/advertiser", c->advertiser)) != 0 ||
+        (rc = cc_fixed(x, doc_map_get(doc, "currency"), 3, "/currency", c->currency)) != 0)
         return rc;
-    if ((k = cc_enum(cc_get(doc, "status"), statuses, 4)) < 0)
+    if ((k = cc_enum(doc_map_get(doc, "status"), statuses, 4)) < 0)
         return cc_fail(x, "/status", "must be draft, active, paused or archived");
     c->status = (enum cidx_status)k;
 
-    flight = cc_get(doc, "flight");
-    if ((rc = cc_uint(x, cc_get(flight, "start"), 0, CC_TIME_MAX, "/flight/start", &v)) != 0)
+    flight = doc_map_get(doc, "flight");
+    if ((rc = cc_uint(x, doc_map_get(flight, "start"), 0, CC_TIME_MAX, "/flight/start", &v)) != 0)
         return rc;
     c->flight_start = (int64_t)v;
     c->flight_end = CIDX_NO_END;
-    if ((o = cc_get(flight, "end")) != NULL) {
+    if ((o = doc_map_get(flight, "end")) != NULL) {
         if ((rc = cc_uint(x, o, 0, CC_TIME_MAX, "/flight/end", &v)) != 0)
             return rc;
         c->flight_end = (int64_t)v;
     }
-    if ((rc = cc_fixed(x, cc_get(flight, "time_zone"), CIDX_TZ_MAX, "/flight/time_zone", c->time_zone)) != 0)
+    if ((rc = cc_fixed(x, doc_map_get(flight, "time_zone"), CIDX_TZ_MAX, "/flight/time_zone", c->time_zone)) != 0)
         return rc;
 
-    bid = cc_get(doc, "bid");
-    if ((k = cc_enum(cc_get(bid, "strategy"), strategies, 3)) < 0)
+    bid = doc_map_get(doc, "bid");
+    if ((k = cc_enum(doc_map_get(bid, "strategy"), strategies, 3)) < 0)
         return cc_fail(x, "/bid/strategy", "must be max_cpm, target_cpc or target_cpa");
     c->strategy = (enum cidx_strategy)k;
-    if ((rc = cc_uint(x, cc_get(bid, "amount_micros"), 1, 1000000000000ull, "/bid/amount_micros", &v)) != 0)
+    if ((rc = cc_uint(x, doc_map_get(bid, "amount_micros"), 1, 1000000000000ull, "/bid/amount_micros", &v)) != 0)
         return rc;
     c->bid_micros = (int64_t)v;
     if ((rc = cc_money(x, bid, "ceiling_cpm_micros", 1000000000000ull, "/bid/ceiling_cpm_micros",
                        &c->ceiling_cpm_micros)) != 0)
         return rc;
-    if ((k = cc_enum(cc_get(doc, "pacing"), pacings, 2)) < 0)
+    if ((k = cc_enum(doc_map_get(doc, "pacing"), pacings, 2)) < 0)
         return cc_fail(x, "/pacing", "must be even or asap");
     c->pacing = (enum cidx_pacing)k;
-    o = cc_get(doc, "budget");
+    o = doc_map_get(doc, "budget");
     if ((rc = cc_money(x, o, "daily_micros", 1000000000000000ull, "/budget/daily_micros", &c->daily_budget_micros)) !=
             0 ||
         (rc = cc_money(x, o, "total_micros", 1000000000000000ull, "/budget/total_micros", &c->total_budget_micros)) !=
             0)
         return rc;
-    if ((rc = cc_caps(x, cc_get(doc, "frequency_caps"), c)) != 0)
+    if ((rc = cc_caps(x, doc_map_get(doc, "frequency_caps"), c)) != 0)
         return rc;
-    if ((rc = cc_list(x, cc_get(doc, "adomain"), CC_MAX_ADOMAIN, CIDX_DOMAIN_MAX, CC_LOWER, "/adomain", &c->adomain)) !=
+    if ((rc = cc_list(x, doc_map_get(doc, "adomain"), CC_MAX_ADOMAIN, CIDX_DOMAIN_MAX, CC_LOWER, "/adomain", &c->adomain)) !=
         0)
         return rc;
-    if ((o = cc_get(doc, "creative_categories")) != NULL &&
-        ((rc = cc_taxonomy(x, cc_get(o, "taxonomy"), "/creative_categories/taxonomy", &c->creative_taxonomy)) != 0 ||
-         (rc = cc_list(x, cc_get(o, "ids"), CC_MAX_CREATIVE_CATS, CIDX_CATEGORY_MAX, CC_AS_IS,
+    if ((o = doc_map_get(doc, "creative_categories")) != NULL &&
+        ((rc = cc_taxonomy(x, doc_map_get(o, "taxonomy"), "/creative_categories/taxonomy", &c->creative_taxonomy)) != 0 ||
+         (rc = cc_list(x, doc_map_get(o, "ids"), CC_MAX_CREATIVE_CATS, CIDX_CATEGORY_MAX, CC_AS_IS,
                        "/creative_categories/ids", &c->creative_categories)) != 0))
         return rc;
-    if ((o = cc_get(doc, "creatives")) == NULL || o->type != MSGPACK_OBJECT_MAP)
+    if ((o = doc_map_get(doc, "creatives")) == NULL || o->type != MSGPACK_OBJECT_MAP)
         return cc_fail(x, "/creatives", "must be an object");
-    if ((rc = cc_targeting(x, cc_get(doc, "targeting"), c)) != 0)
+    if ((rc = cc_targeting(x, doc_map_get(doc, "targeting"), c)) != 0)
         return rc;
-    return cc_formats(x, cc_get(doc, "targeting"), o, c);
+    return cc_formats(x, doc_map_get(doc, "targeting"), o, c);
 }
 
 int cidx_camp_from_doc(const msgpack_object *doc, struct cidx_camp **ret, struct ads_diag *ret_diag)

@@ -81,6 +81,19 @@ static int currency_cmp(const void *key, const void *elem)
     return memcmp(key, elem, 3);
 }
 
+bool camp_id_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > CAMP_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
 bool camp_currency_known(const char *code, size_t len)
 {
     return len == 3 &&
@@ -104,18 +117,6 @@ struct sctx {
     const struct camp_rules *rules;
     struct loc root;
 };
-
-static const msgpack_object *member(const msgpack_object *o, const char *key, size_t len)
-{
-    if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = o->via.map.size; i-- > 0;) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len && memcmp(k->via.str.ptr, key, len) == 0)
-            return &o->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 /*
  * Whether member @p i of @p map is hidden by a later one of the same name
@@ -158,7 +159,7 @@ static void loc_child(const struct loc *parent, const msgpack_object *v, const c
 /* The member @p key of @p parent's map, if there is one. */
 static bool loc_key(const struct loc *parent, const char *key, struct loc *ret)
 {
-    const msgpack_object *v = member(parent->v, key, strlen(key));
+    const msgpack_object *v = doc_map_getn(parent->v, key, strlen(key));
 
     if (v == NULL)
         return false;
@@ -176,7 +177,7 @@ static bool loc_path(const struct loc *from, const char *path, struct loc *ret)
     while (*seg != '\0') {
         const char *end = strchr(seg, '/');
         size_t n = end != NULL ? (size_t)(end - seg) : strlen(seg);
-        const msgpack_object *v = member(ret->v, seg, n);
+        const msgpack_object *v = doc_map_getn(ret->v, seg, n);
         if (v == NULL)
             return false;
         loc_child(ret, v, seg, n, 0, &tmp);
@@ -436,7 +437,7 @@ static void r_slot_declared(struct sctx *c)
             n = (size_t)(close - name);
             /* A reference is {{name}} with no brace inside; report each undeclared name once per string. */
             if (n == 0 || n > 64 || memchr(name, '{', n) != NULL || memchr(name, '}', n) != NULL ||
-                member(slots, name, n) != NULL || memmem(text, (size_t)(open - text) + n + 3, open, n + 4) != NULL)
+                doc_map_getn(slots, name, n) != NULL || memmem(text, (size_t)(open - text) + n + 3, open, n + 4) != NULL)
                 continue;
             if (nb.len == 0)
                 add(c, &s, "semantic:slot_declared", "uses {{%.*s}}, but /creatives/slots declares no slots", (int)n,
@@ -467,11 +468,11 @@ static void r_fallback_within_max_length(struct sctx *c)
 
 static void r_format_one(struct sctx *c, const struct loc *format)
 {
-    const msgpack_object *creatives = member(c->root.v, "creatives", 9);
+    const msgpack_object *creatives = doc_map_getn(c->root.v, "creatives", 9);
     const msgpack_object_str *f = &format->v->via.str;
 
     if (format->v->type != MSGPACK_OBJECT_STR || !clean(c, format) || creatives == NULL ||
-        creatives->type != MSGPACK_OBJECT_MAP || member(creatives, f->ptr, f->size) != NULL)
+        creatives->type != MSGPACK_OBJECT_MAP || doc_map_getn(creatives, f->ptr, f->size) != NULL)
         return;
     add(c, format, "semantic:format_has_creative", "targets %.*s, but /creatives has no %.*s creative", (int)f->size,
         f->ptr, (int)f->size, f->ptr);
@@ -560,7 +561,7 @@ static void bytes_walk(struct sctx *c, const struct loc *at, const char *path, u
         }
         return;
     }
-    v = member(v, path, n);
+    v = doc_map_getn(v, path, n);
     if (v == NULL)
         return;
     loc_child(at, v, path, n, 0, &next);

@@ -46,7 +46,8 @@ static void cmp_usage(FILE *out)
             "byte limits, integers without fraction, ...). Every problem is listed with the JSON\n"
             "pointer of the value at fault. Nothing is stored and no daemon is needed.\n\n"
             "FILE is JSON, or MessagePack when its name ends in .msgpack or .mp; \"-\" reads\n"
-            "standard input. A file may hold at most %d bytes, the API's limit on a campaign.\n"
+            "standard input. A file may hold at most %d bytes (the API takes up to max_body,\n"
+            "256 KiB by default).\n"
             "A campaign's generation.backend must be \"builtin\" here (the daemon checks the\n"
             "backends of its own configuration).\n\n"
             "options:\n"
@@ -90,7 +91,7 @@ static int cmp_read(struct cmp *c, const char *file, size_t *ret_len)
         vrep_add(&c->rep, "read", "", 0, "cannot be read: %s", strerror(errno));
     else if (len > CAMP_DOC_MAX)
         vrep_add(&c->rep, "read", "", 0,
-                 "is larger than %d bytes, the most a campaign document may be (the API refuses it too)",
+                 "is larger than %d bytes, the most this command reads (the API refuses anything past max_body)",
                  CAMP_DOC_MAX);
     if (!std)
         close(fd);

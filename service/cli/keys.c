@@ -12,6 +12,7 @@
 
 #include "adsmith/cli.h"
 #include "adsmith/config.h"
+#include "adsmith/doc.h"
 #include "adsmith/keys.h"
 #include "adsmith/store.h"
 
@@ -87,18 +88,27 @@ static int keys_print(const struct keys_info *k, void *arg)
     const bool *json = arg;
 
     if (*json) {
-        printf("{\"id\":\"%s\",\"role\":\"%s\",\"advertiser\":\"%s\",\"name\":", k->who.id, keys_role_name(k->who.role),
-               k->who.advertiser);
-        putchar('"');
-        for (const char *p = k->name; *p != '\0'; p++) {
-            if (*p == '"' || *p == '\\')
-                printf("\\%c", *p);
-            else if ((unsigned char)*p < 0x20)
-                printf("\\u%04x", (unsigned char)*p);
-            else
-                putchar(*p);
-        }
-        printf("\",\"created_at\":%" PRIu64 ",\"revoked_at\":%" PRIu64 "}\n", k->created_at, k->revoked_at);
+        char mem[1024];
+        struct buf b;
+        struct docw w;
+
+        buf_init(&b, mem, sizeof(mem));
+        docw_init(&w, DOC_JSON, &b);
+        docw_map(&w, 6);
+        docw_key(&w, "id");
+        docw_cstr(&w, k->who.id);
+        docw_key(&w, "role");
+        docw_cstr(&w, keys_role_name(k->who.role));
+        docw_key(&w, "advertiser");
+        docw_cstr(&w, k->who.advertiser);
+        docw_key(&w, "name");
+        docw_cstr(&w, k->name);
+        docw_key(&w, "created_at");
+        docw_uint(&w, k->created_at);
+        docw_key(&w, "revoked_at");
+        docw_uint(&w, k->revoked_at);
+        docw_map_end(&w);
+        printf("%.*s\n", (int)b.len, b.base);
     } else {
         printf("%-12s  %-10s  %-20s  %-8s  %s\n", k->who.id, keys_role_name(k->who.role),
                k->who.advertiser[0] != '\0' ? k->who.advertiser : "-", k->revoked_at != 0 ? "revoked" : "live",

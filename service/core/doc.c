@@ -1646,18 +1646,22 @@ void docw_object(struct docw *w, const msgpack_object *o)
     }
 }
 
-const msgpack_object *doc_map_get(const msgpack_object *map, const char *key)
+const msgpack_object *doc_map_getn(const msgpack_object *map, const char *key, size_t n)
 {
-    size_t n = strlen(key);
-
-    if (map->type != MSGPACK_OBJECT_MAP)
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
+    /* The last of a repeated name, as JSON.parse() and the schema validator read it. */
+    for (uint32_t i = map->via.map.size; i-- > 0;) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
             return &map->via.map.ptr[i].val;
     }
     return NULL;
+}
+
+const msgpack_object *doc_map_get(const msgpack_object *map, const char *key)
+{
+    return doc_map_getn(map, key, strlen(key));
 }
 
 static bool doc_key_eq(const msgpack_object *a, const msgpack_object *b)

@@ -41,9 +41,7 @@ struct camps_job {
     char if_match[CAMPS_ETAG_MAX + 16]; /* "" when absent */
     bool if_none_match;                 /* If-None-Match: * */
     /* PUT: the new document and its fields; PATCH: the patch. */
-    char advertiser[CAMP_ID_MAX + 1];
-    char status[16];
-    char name[129];
+    struct camps_rec fields; /* id, advertiser, status and name of the document to write */
     msgpack_sbuffer input;
     /* Outcome. */
     bool created, unchanged;
@@ -78,53 +76,12 @@ static bool camps_path_id(struct http_req *r, char *id)
 {
     size_t len;
 
-    if (http_param(r, id, CAMP_ID_MAX + 1, &len) != 0 || len == 0 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                                                   "abcdefghijklmnopqrstuvwxyz"
-                                                                                   "0123456789_.-") != len) {
+    if (http_param(r, id, CAMP_ID_MAX + 1, &len) != 0 || !camp_id_valid(id, len)) {
         http_send_error(r, ADS_EINVAL, "", "the campaign id in the path must be 1-%d characters of A-Z a-z 0-9 _ . -",
                         CAMP_ID_MAX);
         return false;
     }
     return true;
-}
-
-static void camps_str(const msgpack_object *doc, const char *key, char *dst, size_t cap)
-{
-    const msgpack_object *v = doc_map_get(doc, key);
-    size_t n = 0;
-
-    if (v != NULL && v->type == MSGPACK_OBJECT_STR) {
-        n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
-        memcpy(dst, v->via.str.ptr, n);
-    }
-    dst[n] = '\0';
-}
-
-/* Packs @p doc without the server-set members into @p sb (initialised here). */
-static int camps_pack(const msgpack_object *doc, msgpack_sbuffer *sb)
-{
-    msgpack_packer pk;
-    uint32_t n = 0;
-
-    msgpack_sbuffer_init(sb);
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    for (uint32_t i = 0; i < doc->via.map.size; i++) {
-        const msgpack_object *k = &doc->via.map.ptr[i].key;
-        bool server = k->type == MSGPACK_OBJECT_STR &&
-                      ((k->via.str.size == 10 && memcmp(k->via.str.ptr, "created_at", 10) == 0) ||
-                       (k->via.str.size == 10 && memcmp(k->via.str.ptr, "updated_at", 10) == 0));
-        n += !server;
-    }
-    msgpack_pack_map(&pk, n);
-    for (uint32_t i = 0; i < doc->via.map.size; i++) {
-        const msgpack_object *k = &doc->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 10 &&
-            (memcmp(k->via.str.ptr, "created_at", 10) == 0 || memcmp(k->via.str.ptr, "updated_at", 10) == 0))
-            continue;
-        msgpack_pack_object(&pk, *k);
-        msgpack_pack_object(&pk, doc->via.map.ptr[i].val);
-    }
-    return sb->data != NULL || doc->via.map.size == 0 ? 0 : ADS_ENOMEM;
 }
 
 /* Writes the stored document of @p rec with created_at and updated_at. */
@@ -336,9 +293,9 @@ static int camps_write(struct camps_job *job, MDB_txn *txn, struct store *s, con
 
     memset(rec, 0, sizeof(*rec));
     memcpy(rec->id, job->id, sizeof(rec->id));
-    memcpy(rec->advertiser, job->advertiser, sizeof(rec->advertiser));
-    memcpy(rec->status, job->status, sizeof(rec->status));
-    memcpy(rec->name, job->name, sizeof(rec->name));
+    memcpy(rec->advertiser, job->fields.advertiser, sizeof(rec->advertiser));
+    memcpy(rec->status, job->fields.status, sizeof(rec->status));
+    memcpy(rec->name, job->fields.name, sizeof(rec->name));
     rec->rev = old != NULL ? old->rev + 1 : 1;
     rec->created_at = old != NULL ? old->created_at : job->now;
     rec->updated_at = job->now;
@@ -363,18 +320,18 @@ static int camps_apply_put(struct camps_job *job, MDB_txn *txn, struct store *s)
                             job->id, job->who.advertiser);
     if ((rc = camps_check_preconditions(job, rc == 0 ? &old : NULL)) != 0)
         return rc;
-    if (old.rev != 0 && strcmp(old.advertiser, job->advertiser) != 0)
+    if (old.rev != 0 && strcmp(old.advertiser, job->fields.advertiser) != 0)
         return ads_diag_set(&job->diag, ADS_ECONFLICT, "/advertiser",
                             "campaign \"%s\" belongs to advertiser \"%s\"; a campaign cannot move to another advertiser",
                             job->id, old.advertiser);
-    if (old.rev == 0 && strcmp(job->status, "archived") != 0) {
-        if ((rc = camps_live_count(txn, s, job->advertiser, &live)) != 0)
+    if (old.rev == 0 && strcmp(job->fields.status, "archived") != 0) {
+        if ((rc = camps_live_count(txn, s, job->fields.advertiser, &live)) != 0)
             return rc;
         if (live >= job->max_per_adv)
             return ads_diag_set(&job->diag, ADS_EQUOTA_EXCEEDED, "",
                                 "advertiser \"%s\" has %" PRIu64 " campaigns that are not archived, the most allowed "
                                 "(campaigns_per_advertiser); archive one first",
-                                job->advertiser, live);
+                                job->fields.advertiser, live);
     }
     /* A copy: the writer may abort the group and apply this job again. */
     if (msgpack_sbuffer_write(&job->result, job->input.data, job->input.size) != 0)
@@ -417,21 +374,18 @@ static int camps_apply_patch(struct camps_job *job, MDB_txn *txn, struct store *
         rc = ADS_EINVAL;
         goto out;
     }
-    camps_str(&merged, "id", job->name, sizeof(job->name)); /* job->name is reused as scratch */
-    if (strcmp(job->name, job->id) != 0) {
+    camps_rec_from_doc(&merged, &job->fields);
+    if (strcmp(job->fields.id, job->id) != 0) {
         rc = ads_diag_set(&job->diag, ADS_EINVAL, "/id", "a campaign's id cannot change (it is \"%s\")", job->id);
         goto out;
     }
-    camps_str(&merged, "advertiser", job->advertiser, sizeof(job->advertiser));
-    if (strcmp(job->advertiser, old.advertiser) != 0) {
+    if (strcmp(job->fields.advertiser, old.advertiser) != 0) {
         rc = ads_diag_set(&job->diag, ADS_ECONFLICT, "/advertiser",
                           "campaign \"%s\" belongs to advertiser \"%s\"; a campaign cannot move to another advertiser",
                           job->id, old.advertiser);
         goto out;
     }
-    camps_str(&merged, "status", job->status, sizeof(job->status));
-    camps_str(&merged, "name", job->name, sizeof(job->name));
-    if ((rc = camps_pack(&merged, &job->result)) == 0)
+    if ((rc = camps_pack_doc(&merged, &job->result)) == 0)
         rc = camps_write(job, txn, s, &old);
 out:
     msgpack_zone_destroy(&zone);
@@ -463,10 +417,8 @@ static int camps_apply_delete(struct camps_job *job, MDB_txn *txn, struct store 
             if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 6 && memcmp(k->via.str.ptr, "status", 6) == 0)
                 cur.via.map.ptr[i].val = archived;
         }
-        memcpy(job->advertiser, old.advertiser, sizeof(job->advertiser));
-        memcpy(job->name, old.name, sizeof(job->name));
-        snprintf(job->status, sizeof(job->status), "archived");
-        if ((rc = camps_pack(&cur, &job->result)) == 0)
+        camps_rec_from_doc(&cur, &job->fields);
+        if ((rc = camps_pack_doc(&cur, &job->result)) == 0)
             rc = camps_write(job, txn, s, &old);
     }
     msgpack_zone_destroy(&zone);
@@ -532,21 +484,18 @@ void campaigns_put(struct http_req *r)
         camps_send_problems(r, rep);
         goto fail_zone;
     }
-    camps_str(&doc, "id", job->name, sizeof(job->name));
-    if (strcmp(job->name, job->id) != 0) {
-        http_send_error(r, ADS_EINVAL, "/id", "the document's id \"%s\" differs from the path's \"%s\"", job->name,
+    camps_rec_from_doc(&doc, &job->fields);
+    if (strcmp(job->fields.id, job->id) != 0) {
+        http_send_error(r, ADS_EINVAL, "/id", "the document's id \"%s\" differs from the path's \"%s\"", job->fields.id,
                         job->id);
         goto fail_zone;
     }
-    camps_str(&doc, "advertiser", job->advertiser, sizeof(job->advertiser));
-    if (!camps_can_see(&job->who, job->advertiser) || job->who.role == KEYS_READER) {
+    if (!camps_can_see(&job->who, job->fields.advertiser) || job->who.role == KEYS_READER) {
         http_send_error(r, ADS_EFORBIDDEN, "/advertiser", "this key may only write campaigns of advertiser \"%s\"",
                         job->who.advertiser);
         goto fail_zone;
     }
-    camps_str(&doc, "status", job->status, sizeof(job->status));
-    camps_str(&doc, "name", job->name, sizeof(job->name));
-    if ((rc = camps_pack(&doc, &job->input)) != 0) {
+    if ((rc = camps_pack_doc(&doc, &job->input)) != 0) {
         ads_diag_set(&d, rc, "", "out of memory");
         body_send_diag(r, rc, &d);
         goto fail_zone;
@@ -1093,8 +1042,8 @@ void campaigns_eligibility(struct http_req *r)
         q.now = (int64_t)v->via.u64;
     }
 
-    catl_stats(r->app->catalog, &st);
     ix = catl_enter(r->app->catalog, r->hw->idx);
+    catl_stats(r->app->catalog, &st); /* the revision of ix, or a newer one being published */
     if (ix == NULL) {
         catl_exit(r->app->catalog, r->hw->idx);
         http_send_error(r, ADS_ENOT_READY, NULL, "the campaign index is not built yet; retry shortly");

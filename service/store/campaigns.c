@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "adsmith/doc.h"
 #include "adsmith/mpr.h"
 
 #define CAMPS_FORMAT 1
@@ -184,5 +185,52 @@ int camps_usage_get(MDB_txn *txn, struct store *s, const char *id, struct camps_
         (rc = camps_counters(txn, s, STORE_DB_LEDGER, id, ledger, 3)) != 0)
         return rc;
     *ret = (struct camps_usage){spend[0], spend[1], spend[2], spend[3], ledger[0], ledger[1], ledger[2]};
+    return 0;
+}
+
+static void camps_copy_member(const msgpack_object *doc, const char *key, char *dst, size_t cap)
+{
+    const msgpack_object *v = doc_map_get(doc, key);
+    size_t n = 0;
+
+    if (v != NULL && v->type == MSGPACK_OBJECT_STR) {
+        n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
+        memcpy(dst, v->via.str.ptr, n);
+    }
+    dst[n] = '\0';
+}
+
+void camps_rec_from_doc(const msgpack_object *doc, struct camps_rec *rec)
+{
+    camps_copy_member(doc, "id", rec->id, sizeof(rec->id));
+    camps_copy_member(doc, "advertiser", rec->advertiser, sizeof(rec->advertiser));
+    camps_copy_member(doc, "status", rec->status, sizeof(rec->status));
+    camps_copy_member(doc, "name", rec->name, sizeof(rec->name));
+}
+
+/* Whether map key @p k is one the server sets (created_at, updated_at). */
+static bool camps_server_member(const msgpack_object *k)
+{
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == 10 &&
+           (memcmp(k->via.str.ptr, "created_at", 10) == 0 || memcmp(k->via.str.ptr, "updated_at", 10) == 0);
+}
+
+int camps_pack_doc(const msgpack_object *doc, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    uint32_t n = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    for (uint32_t i = 0; i < doc->via.map.size; i++)
+        n += !camps_server_member(&doc->via.map.ptr[i].key);
+    if (msgpack_pack_map(&pk, n) != 0)
+        return ADS_ENOMEM;
+    for (uint32_t i = 0; i < doc->via.map.size; i++) {
+        if (camps_server_member(&doc->via.map.ptr[i].key))
+            continue;
+        if (msgpack_pack_object(&pk, doc->via.map.ptr[i].key) != 0 ||
+            msgpack_pack_object(&pk, doc->via.map.ptr[i].val) != 0)
+            return ADS_ENOMEM;
+    }
     return 0;
 }
