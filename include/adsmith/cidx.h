@@ -183,6 +183,7 @@ struct cidx_camp {
 
     /* Set by cidx_build(): the loaded zone, owned by the index. NULL before. */
     const struct tz *zone;
+    size_t bytes; /* of the record's one allocation */
 };
 
 /**
@@ -196,6 +197,14 @@ struct cidx_camp {
 int cidx_camp_from_doc(const msgpack_object *doc, struct cidx_camp **ret, struct ads_diag *ret_diag);
 
 void cidx_camp_free(struct cidx_camp *c);
+
+/**
+ * A copy of @p c that owns its own memory, with no zone (a record in an index
+ * may be cloned while readers use it: the copy only reads it). Lets an owner
+ * keep compiled records across builds, since a build takes its records.
+ * @return 0 with *@p ret set, or ADS_ENOMEM.
+ */
+int cidx_camp_clone(const struct cidx_camp *c, struct cidx_camp **ret);
 
 /* ---- building ---- */
 

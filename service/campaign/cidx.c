@@ -433,6 +433,7 @@ int cidx_camp_from_doc(const msgpack_object *doc, struct cidx_camp **ret, struct
         free(c);
         return rc;
     }
+    c->bytes = sizeof(*c) + x.used;
     *ret = c;
     return 0;
 }
@@ -440,6 +441,44 @@ int cidx_camp_from_doc(const msgpack_object *doc, struct cidx_camp **ret, struct
 void cidx_camp_free(struct cidx_camp *c)
 {
     free(c);
+}
+
+/* Every list of a record: what a copy must point at its own memory. */
+static const size_t cc_list_offsets[] = {
+    offsetof(struct cidx_camp, adomain),      offsetof(struct cidx_camp, creative_categories),
+    offsetof(struct cidx_camp, countries),    offsetof(struct cidx_camp, regions),
+    offsetof(struct cidx_camp, os),           offsetof(struct cidx_camp, languages),
+    offsetof(struct cidx_camp, cat_include),  offsetof(struct cidx_camp, cat_exclude),
+    offsetof(struct cidx_camp, domain_allow), offsetof(struct cidx_camp, domain_block),
+    offsetof(struct cidx_camp, bundle_allow), offsetof(struct cidx_camp, bundle_block),
+    offsetof(struct cidx_camp, seg_include),  offsetof(struct cidx_camp, seg_exclude),
+    offsetof(struct cidx_camp, deals),
+};
+
+int cidx_camp_clone(const struct cidx_camp *c, struct cidx_camp **ret)
+{
+    struct cidx_camp *n = malloc(c->bytes);
+    const char *from = (const char *)c;
+
+    if (n == NULL)
+        return ADS_ENOMEM;
+    memcpy(n, c, c->bytes);
+    n->zone = NULL;
+    /* Lists and strings live in the arena after the struct: same offsets in the copy. */
+    for (size_t i = 0; i < sizeof(cc_list_offsets) / sizeof(cc_list_offsets[0]); i++) {
+        struct cidx_list *l = (struct cidx_list *)((char *)n + cc_list_offsets[i]);
+        struct cidx_str *v;
+        if (l->n == 0) {
+            l->v = NULL;
+            continue;
+        }
+        v = (struct cidx_str *)((char *)n + ((const char *)l->v - from));
+        for (uint32_t k = 0; k < l->n; k++)
+            v[k].ptr = (const char *)n + (v[k].ptr - from);
+        l->v = v;
+    }
+    *ret = n;
+    return 0;
 }
 
 /* ==== the index ====
@@ -613,9 +652,27 @@ static uint64_t ix_hash(uint64_t seed, const unsigned char *p, size_t n)
     return h;
 }
 
-static const struct ix_entry *ix_find(const struct cidx *ix, const unsigned char *key, size_t len)
+/* Key comparison for the short keys of the index, inline rather than a
+ * library call: the lengths are already known to be equal. */
+static bool ix_key_eq(const unsigned char *a, const unsigned char *b, size_t n)
 {
-    uint64_t h = ix_hash(ix->seed, key, len);
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return false;
+    }
+    for (; n > 0; n--) {
+        if (*a++ != *b++)
+            return false;
+    }
+    return true;
+}
+
+/* Looks up @p key, whose ix_hash() is @p h. */
+static const struct ix_entry *ix_find_hashed(const struct cidx *ix, uint64_t h, const unsigned char *key, size_t len)
+{
     uint32_t i = (uint32_t)h & ix->mask;
 
     if (ix->table == NULL)
@@ -627,11 +684,16 @@ static const struct ix_entry *ix_find(const struct cidx *ix, const unsigned char
         if (s->hash32 == (uint32_t)(h >> 32)) {
             const struct ix_entry *e = &ix->entries[s->entry - 1];
             if (e->hash == h && e->key_len == len &&
-                memcmp(len <= IX_INLINE_KEY ? e->key : (const unsigned char *)ix->keys + e->key_off, key, len) == 0)
+                ix_key_eq(len <= IX_INLINE_KEY ? e->key : (const unsigned char *)ix->keys + e->key_off, key, len))
                 return e;
         }
         i = (i + 1) & ix->mask;
     }
+}
+
+static const struct ix_entry *ix_find(const struct cidx *ix, const unsigned char *key, size_t len)
+{
+    return ix_find_hashed(ix, ix_hash(ix->seed, key, len), key, len);
 }
 
 /* Day of the week (Monday = 0) * 24 + hour of the local time at @p t. */
@@ -1382,19 +1444,27 @@ static void q_dim_end(struct q_ctx *qc, enum ix_dim d, bool with_other)
     }
 }
 
-/* Looks up value @p val of value space @p space; NULL when absent. */
-static const struct ix_entry *q_find(struct q_ctx *qc, uint8_t space, uint8_t tax, const char *val, size_t len)
+/* Writes the key of value @p val of value space @p space into qc->key;
+ * returns its length, 0 when no key can be that long. */
+static size_t q_key(struct q_ctx *qc, uint8_t space, uint8_t tax, const char *val, size_t len)
 {
     size_t n = 0;
 
     if (len == 0 || len > CIDX_DOMAIN_MAX)
-        return NULL;
+        return 0;
     qc->key[n++] = space;
     if (tax != 0)
         qc->key[n++] = tax;
     memcpy(qc->key + n, val, len);
-    n += len;
-    return ix_find(qc->ix, qc->key, n);
+    return n + len;
+}
+
+/* Looks up value @p val of value space @p space; NULL when absent. */
+static const struct ix_entry *q_find(struct q_ctx *qc, uint8_t space, uint8_t tax, const char *val, size_t len)
+{
+    size_t n = q_key(qc, space, tax, val, len);
+
+    return n == 0 ? NULL : ix_find(qc->ix, qc->key, n);
 }
 
 static void q_lookup(struct q_ctx *qc, enum ix_dim d, const char *val, size_t len)
@@ -1492,13 +1562,37 @@ static void q_language(struct q_ctx *qc, const struct cidx_query *q)
     q_dim_end(qc, D_LANG, true);
 }
 
-/* Looks up the values of a list in @p space into qc->hits, up to @p max of
- * them. */
-static void q_hits(struct q_ctx *qc, uint8_t space, uint8_t tax, const struct cidx_str *v, uint32_t n, uint32_t max)
+/* The hashes of a list's keys, and a prefetch of their table slots: issued
+ * before the other dimensions are looked up, so that the cache misses of a
+ * long list (a user's segments) overlap each other and that work. */
+static void q_prefetch(struct q_ctx *qc, uint8_t space, uint8_t tax, const struct cidx_str *v, uint32_t n, uint64_t *h)
 {
+    const struct cidx *ix = qc->ix;
+
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len = v[i].ptr != NULL ? q_key(qc, space, tax, v[i].ptr, v[i].len) : 0;
+        h[i] = len > 0 ? ix_hash(ix->seed, qc->key, len) : 0;
+        __builtin_prefetch(&ix->table[(uint32_t)h[i] & ix->mask]);
+    }
+}
+
+/* Looks up the first @p n values of a list in @p space, whose q_prefetch()
+ * hashes are @p h, into qc->hits. The slots are read first and the entries
+ * they point to prefetched, again so that the misses overlap. */
+static void q_hits(struct q_ctx *qc, uint8_t space, uint8_t tax, const struct cidx_str *v, uint32_t n,
+                   const uint64_t *h)
+{
+    const struct cidx *ix = qc->ix;
+
     qc->nhits = 0;
-    for (uint32_t i = 0; i < n && i < max && qc->nhits < Q_MAX_HITS; i++) {
-        const struct ix_entry *e = v[i].ptr != NULL ? q_find(qc, space, tax, v[i].ptr, v[i].len) : NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct ix_slot *slot = &ix->table[(uint32_t)h[i] & ix->mask];
+        if (slot->entry != 0)
+            __builtin_prefetch(&ix->entries[slot->entry - 1]);
+    }
+    for (uint32_t i = 0; i < n && qc->nhits < Q_MAX_HITS; i++) {
+        size_t len = v[i].ptr != NULL ? q_key(qc, space, tax, v[i].ptr, v[i].len) : 0;
+        const struct ix_entry *e = len > 0 ? ix_find_hashed(ix, h[i], qc->key, len) : NULL;
         if (e != NULL)
             qc->hits[qc->nhits++] = e;
     }
@@ -1528,11 +1622,11 @@ static void q_pair(struct q_ctx *qc, enum ix_dim inc, enum ix_dim exc, bool incl
 }
 
 static void q_list_pair(struct q_ctx *qc, enum ix_dim inc, enum ix_dim exc, uint8_t tax, const struct cidx_str *v,
-                        uint32_t n, uint32_t max)
+                        uint32_t n, uint32_t max, const uint64_t *h)
 {
     if (qc->ix->restricted[inc] == 0 && qc->ix->restricted[exc] == 0)
         return;
-    q_hits(qc, ix_dim_space[inc], tax, v, n, max);
+    q_hits(qc, ix_dim_space[inc], tax, v, n < max ? n : max, h);
     q_pair(qc, inc, exc, true, n > max);
 }
 
@@ -1641,9 +1735,16 @@ static void q_prepare(struct q_ctx *qc, const struct cidx_query *q)
 {
     const struct cidx *ix = qc->ix;
     uint8_t tax = (uint8_t)q->cattax;
+    /* Ids of another taxonomy than a campaign's match none of its lists. */
+    uint32_t ncat = tax == 0 ? 0 : q->ncategories, nseg = q->nsegments;
+    uint64_t cat_h[CIDX_Q_MAX_CATEGORIES], seg_h[CIDX_Q_MAX_SEGMENTS];
 
     qc->ndense = qc->nlists = qc->ndims = 0;
     qc->empty = false;
+    if (ix->restricted[D_CAT_INC] > 0 || ix->restricted[D_CAT_EXC] > 0)
+        q_prefetch(qc, S_CAT, tax, q->categories, ncat < CIDX_Q_MAX_CATEGORIES ? ncat : CIDX_Q_MAX_CATEGORIES, cat_h);
+    if (ix->restricted[D_SEG_INC] > 0 || ix->restricted[D_SEG_EXC] > 0)
+        q_prefetch(qc, S_SEG, 0, q->segments, nseg < CIDX_Q_MAX_SEGMENTS ? nseg : CIDX_Q_MAX_SEGMENTS, seg_h);
     q_formats(qc, q);
     if (ix->restricted[D_COUNTRY] > 0)
         q_simple(qc, D_COUNTRY, q->country, CIDX_COUNTRY_MAX, CC_UPPER);
@@ -1655,9 +1756,8 @@ static void q_prepare(struct q_ctx *qc, const struct cidx_query *q)
         q_language(qc, q);
     if (ix->restricted[D_REGION] > 0)
         q_region(qc, q);
-    /* Ids of another taxonomy than a campaign's match none of its lists. */
-    q_list_pair(qc, D_CAT_INC, D_CAT_EXC, tax, q->categories, tax == 0 ? 0 : q->ncategories, CIDX_Q_MAX_CATEGORIES);
-    q_list_pair(qc, D_SEG_INC, D_SEG_EXC, 0, q->segments, q->nsegments, CIDX_Q_MAX_SEGMENTS);
+    q_list_pair(qc, D_CAT_INC, D_CAT_EXC, tax, q->categories, ncat, CIDX_Q_MAX_CATEGORIES, cat_h);
+    q_list_pair(qc, D_SEG_INC, D_SEG_EXC, 0, q->segments, nseg, CIDX_Q_MAX_SEGMENTS, seg_h);
     q_domain(qc, q);
     q_bundle(qc, q);
     q_deals(qc, q);
@@ -1721,23 +1821,29 @@ static unsigned q_popcount(uint64_t x)
     return (unsigned)((x * 0x0101010101010101ull) >> 56);
 }
 
-/* Sets in acc (words from w0 on) the list entries below campaign @p hi. */
-static void q_scatter(struct q_ctx *qc, const struct q_dim *qd, size_t w0, uint32_t hi, uint64_t *acc)
+/* Sets (or, with @p clear, clears) in acc (words from w0 on) the list
+ * entries below campaign @p hi. */
+static void q_scatter(struct q_ctx *qc, const struct q_dim *qd, size_t w0, uint32_t hi, uint64_t *acc, bool clear)
 {
     for (uint32_t t = qd->list_first; t < (uint32_t)qd->list_first + qd->nlists; t++) {
         struct q_list *l = &qc->lists[t];
         while (l->cur < l->n && l->v[l->cur] < hi) {
             uint32_t i = l->v[l->cur++];
-            acc[i / 64 - w0] |= 1ull << (i % 64);
+            if (clear)
+                acc[i / 64 - w0] &= ~(1ull << (i % 64));
+            else
+                acc[i / 64 - w0] |= 1ull << (i % 64);
         }
     }
 }
 
 /* ANDs every dimension into r, the words [w0, w0 + len) of the result (len a
  * multiple of IX_PAD), dimension by dimension: long loops the compiler
- * vectorises. The common shapes (one or two bitsets, or an exclusion made of
- * lists only) skip the accumulator. */
-static void q_chunk(struct q_ctx *qc, size_t w0, size_t len, uint64_t *restrict r)
+ * vectorises. An exclusion removes its bitsets and clears its list entries
+ * in r directly; an include dimension of one or two bitsets is ANDed
+ * directly; only other include dimensions OR their terms in an accumulator. */
+static inline __attribute__((always_inline)) void q_chunk(struct q_ctx *qc, size_t w0, size_t len,
+                                                          uint64_t *restrict r)
 {
     uint64_t acc[IX_CHUNK];
     uint32_t hi = (uint32_t)((w0 + len) * 64);
@@ -1745,17 +1851,14 @@ static void q_chunk(struct q_ctx *qc, size_t w0, size_t len, uint64_t *restrict 
     for (uint32_t d = 0; d < qc->ndims; d++) {
         const struct q_dim *qd = &qc->dims[d];
         const uint64_t *const *dense = &qc->dense[qd->dense_first];
-        if (qd->nlists == 0 && qd->ndense == 1) {
-            if (qd->exclude)
-                q_andnot(r, dense[0] + w0, len);
-            else
-                q_and(r, dense[0] + w0, len);
-        } else if (qd->nlists == 0 && qd->ndense == 2 && !qd->exclude) {
+        if (qd->exclude) {
+            for (uint32_t t = 0; t < qd->ndense; t++)
+                q_andnot(r, dense[t] + w0, len);
+            q_scatter(qc, qd, w0, hi, r, true);
+        } else if (qd->nlists == 0 && qd->ndense == 1) {
+            q_and(r, dense[0] + w0, len);
+        } else if (qd->nlists == 0 && qd->ndense == 2) {
             q_and_or(r, dense[0] + w0, dense[1] + w0, len);
-        } else if (qd->exclude && qd->ndense == 0) {
-            q_zero(acc, len);
-            q_scatter(qc, qd, w0, hi, acc);
-            q_andnot(r, acc, len);
         } else {
             if (qd->ndense == 0)
                 q_zero(acc, len);
@@ -1763,16 +1866,16 @@ static void q_chunk(struct q_ctx *qc, size_t w0, size_t len, uint64_t *restrict 
                 q_copy(acc, dense[0] + w0, len);
             for (uint32_t t = 1; t < qd->ndense; t++)
                 q_or(acc, dense[t] + w0, len);
-            q_scatter(qc, qd, w0, hi, acc);
-            if (qd->exclude)
-                q_andnot(r, acc, len);
-            else
-                q_and(r, acc, len);
+            q_scatter(qc, qd, w0, hi, acc, false);
+            q_and(r, acc, len);
         }
     }
 }
 
-static uint32_t q_run(struct q_ctx *qc, const uint64_t *base, uint64_t *out)
+/* Cloned for AVX2 where the CPU has it (chosen once, at load): the word
+ * loops inlined here then handle four words per instruction instead of two. */
+__attribute__((target_clones("avx2", "default"))) static uint32_t q_run(struct q_ctx *qc, const uint64_t *base,
+                                                                         uint64_t *out)
 {
     size_t nw = qc->ix->nwords, stride = qc->ix->stride;
     uint64_t r[IX_CHUNK];

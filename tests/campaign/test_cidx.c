@@ -214,6 +214,53 @@ Test(cidx_camp, examples_become_records)
     cidx_camp_free(g);
 }
 
+/* Every string of every list of @p a equals @p b's, and @p b's lie in b's own allocation. */
+static void expect_same_lists(const struct cidx_camp *a, const struct cidx_camp *b)
+{
+    const struct cidx_list *la[] = {&a->adomain, &a->creative_categories, &a->countries, &a->regions, &a->os,
+                                    &a->languages, &a->cat_include, &a->cat_exclude, &a->domain_allow,
+                                    &a->domain_block, &a->bundle_allow, &a->bundle_block, &a->seg_include,
+                                    &a->seg_exclude, &a->deals};
+    const struct cidx_list *lb[] = {&b->adomain, &b->creative_categories, &b->countries, &b->regions, &b->os,
+                                    &b->languages, &b->cat_include, &b->cat_exclude, &b->domain_allow,
+                                    &b->domain_block, &b->bundle_allow, &b->bundle_block, &b->seg_include,
+                                    &b->seg_exclude, &b->deals};
+    const char *lo = (const char *)b, *hi = lo + b->bytes;
+
+    for (size_t i = 0; i < sizeof(la) / sizeof(la[0]); i++) {
+        cr_assert_eq(la[i]->n, lb[i]->n, "list %zu", i);
+        for (uint32_t k = 0; k < la[i]->n; k++) {
+            cr_expect_eq(la[i]->v[k].len, lb[i]->v[k].len);
+            cr_expect_str_eq(la[i]->v[k].ptr, lb[i]->v[k].ptr, "list %zu entry %u", i, k);
+            cr_expect(lb[i]->v[k].ptr >= lo && lb[i]->v[k].ptr < hi, "list %zu entry %u points outside the copy", i, k);
+            cr_expect((const char *)&lb[i]->v[k] >= lo && (const char *)&lb[i]->v[k] < hi);
+        }
+    }
+}
+
+Test(cidx_camp, clone_owns_its_memory)
+{
+    const char *none[] = {NULL};
+    const char *examples[] = {"campaign-retail.json", "campaign-game-ip.json", "campaign-demo.json"};
+
+    for (size_t i = 0; i < 3; i++) {
+        struct cidx_camp *a = make(examples[i], none), *ref = make(examples[i], none), *b = NULL;
+        cr_assert_eq(cidx_camp_clone(a, &b), 0);
+        /* Scribble over and free the original: the copy must not care. */
+        memset(a, 0xa5, a->bytes);
+        cidx_camp_free(a);
+        cr_expect_str_eq(b->id, ref->id);
+        cr_expect_eq(b->bytes, ref->bytes);
+        cr_expect_eq(b->flight_end, ref->flight_end);
+        cr_expect_eq(b->nsizes, ref->nsizes);
+        cr_expect_eq(b->daypart[1], ref->daypart[1]);
+        cr_expect_null(b->zone);
+        expect_same_lists(ref, b);
+        cidx_camp_free(ref);
+        cidx_camp_free(b);
+    }
+}
+
 Test(cidx_camp, formats_and_sizes_from_the_creatives)
 {
     const char *kv1[] = {"targeting.formats", NULL, "targeting.sizes", NULL, NULL};

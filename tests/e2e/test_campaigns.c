@@ -1878,6 +1878,17 @@ Test(campaigns, the_index_follows_writes_within_a_second, .timeout = 30)
     took = until_eligible(ctx_us, "el-1", false, t);
     cr_assert_leq(took, 1000, "el-1 stayed eligible %llu ms after it was archived", (unsigned long long)took);
 
+    /* A targeting edit of an active campaign: the index compiles it again (not its cached record). */
+    t = e2e_now_ms();
+    patch_as(NULL, "el-de", "{\"targeting\":{\"countries\":[\"US\"]}}", NULL, NULL);
+    assert_status(200, "PATCH countries");
+    took = until_eligible(ctx_us, "el-de", true, t);
+    cr_assert_leq(took, 1000, "el-de was not eligible in the US %llu ms after its edit", (unsigned long long)took);
+    cr_assert_not(eligible(ctx_de, "el-de"), "el-de is still eligible in DE after its edit");
+    set(de, "targeting/countries", cJSON_CreateStringArray((const char *[]){"DE"}, 1));
+    put_ok("el-de", de, 200);
+    until_eligible(ctx_de, "el-de", true, e2e_now_ms());
+
     /* A replace that moves the flight into the future takes it out too. */
     set_num(de, "flight/start", (double)(now_s() + 86400));
     t = e2e_now_ms();
