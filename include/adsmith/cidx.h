@@ -12,9 +12,10 @@
  *      compact record (struct cidx_camp) that owns its memory;
  *   2. a builder collects the records (cidx_builder_add) and compiles them
  *      (cidx_build) at a time `now` into an immutable struct cidx;
- *   3. a holder (struct cidx_holder) publishes the index to the bid threads
- *      and swaps in a new one without blocking them; the owner rebuilds when
- *      the campaigns change and at the latest at cidx_valid_until().
+ *   3. the owner publishes the index to the bid threads with a holder
+ *      (hold.h), which swaps in a new one without blocking them, and
+ *      rebuilds when the campaigns change and at the latest at
+ *      cidx_valid_until().
  *
  * Matching rules (schemas/campaign.schema.json, "targeting"): members combine
  * with AND, values within a member with OR, an exclude or block list wins over
@@ -305,37 +306,5 @@ struct cidx_query {
  * @return the number of bits set.
  */
 uint32_t cidx_eligible(const struct cidx *ix, const struct cidx_query *q, uint64_t *out);
-
-/* ---- publishing to the bid threads ---- */
-
-struct cidx_holder;
-
-/**
- * A holder for @p nreaders reader threads (1..1024), each with a fixed
- * reader number 0..nreaders-1 that no other thread uses at the same time.
- * @p initial (may be NULL) becomes the current index; the holder owns it.
- * @return 0, ADS_EINVAL or ADS_ENOMEM.
- */
-int cidx_holder_new(uint32_t nreaders, struct cidx *initial, struct cidx_holder **ret);
-
-/** Frees the holder and its current index. No reader may be inside. */
-void cidx_holder_free(struct cidx_holder *h);
-
-/**
- * Enters reader @p reader's critical section and returns the current index
- * (NULL if none), which stays valid until cidx_holder_exit(). Never waits
- * (wait-free: a few atomic operations). Not nestable.
- */
-const struct cidx *cidx_holder_enter(struct cidx_holder *h, uint32_t reader);
-
-void cidx_holder_exit(struct cidx_holder *h, uint32_t reader);
-
-/**
- * Publishes @p ix (the holder owns it; NULL allowed) as the current index and
- * frees the previous one once every reader that could have obtained it has
- * exited. Blocks the caller (sleeping briefly) until then; concurrent swaps
- * are serialised. Must not be called by a thread inside a critical section.
- */
-void cidx_holder_swap(struct cidx_holder *h, struct cidx *ix);
 
 #endif

@@ -11,6 +11,7 @@
 #include "adsmith/camps.h"
 #include "adsmith/config.h"
 #include "adsmith/doc.h"
+#include "adsmith/hold.h"
 #include "adsmith/keys.h"
 #include "adsmith/log.h"
 
@@ -32,7 +33,7 @@ struct catl_cache {
 struct catl {
     struct app *app;
     struct catl_cache cache; /* the build thread's own */
-    struct cidx_holder *holder;
+    struct hold *holder; /* of struct cidx */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu; /* guards everything below */
@@ -281,7 +282,7 @@ static int catl_build(struct catl *c, struct store *s)
     }
     cidx_builder_free(b);
 
-    cidx_holder_swap(c->holder, ix); /* waits until no reader holds the old index, then frees it */
+    hold_swap(c->holder, ix); /* waits until no reader holds the old index, then frees it */
     /* ix stays valid: only this thread swaps it out. */
     pthread_mutex_lock(&c->mu);
     c->stats.builds++;
@@ -347,6 +348,11 @@ static void *catl_main(void *arg)
     return NULL;
 }
 
+static void catl_index_free(void *ix)
+{
+    cidx_free(ix);
+}
+
 int catl_start(struct app *app, unsigned readers, struct catl **ret)
 {
     struct catl *c = calloc(1, sizeof(*c));
@@ -359,7 +365,7 @@ int catl_start(struct app *app, unsigned readers, struct catl **ret)
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->built, NULL);
-    if ((rc = cidx_holder_new(readers, NULL, &c->holder)) != 0) {
+    if ((rc = hold_new(readers, NULL, catl_index_free, &c->holder)) != 0) {
         catl_stop(c);
         return rc;
     }
@@ -384,7 +390,7 @@ void catl_stop(struct catl *c)
         pthread_join(c->thread, NULL);
     }
     if (c->holder != NULL)
-        cidx_holder_free(c->holder);
+        hold_free(c->holder);
     catl_cache_free(&c->cache);
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->built);
@@ -404,12 +410,12 @@ void catl_notify(struct catl *c)
 
 const struct cidx *catl_enter(struct catl *c, unsigned reader)
 {
-    return cidx_holder_enter(c->holder, reader);
+    return hold_enter(c->holder, reader);
 }
 
 void catl_exit(struct catl *c, unsigned reader)
 {
-    cidx_holder_exit(c->holder, reader);
+    hold_exit(c->holder, reader);
 }
 
 void catl_stats(struct catl *c, struct catl_stats *ret)

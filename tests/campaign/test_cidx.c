@@ -8,6 +8,7 @@
 
 #include "adsmith/cidx.h"
 #include "adsmith/doc.h"
+#include "adsmith/hold.h"
 
 /* Campaigns are the shipped examples (schemas/examples), parsed by
  * doc_parse, with members replaced per test. */
@@ -1195,33 +1196,39 @@ Test(cidx, random_campaigns_agree_with_the_reference)
     cidx_free(ix);
 }
 
-/* ---- the holder ---- */
+/* ---- the holder (hold.h) publishing indexes ---- */
 
-Test(cidx_holder, arguments_and_empty)
+static void ix_free_any(void *ix)
 {
-    struct cidx_holder *h;
+    cidx_free(ix);
+}
+
+Test(hold, arguments_and_empty)
+{
+    struct hold *h;
     struct cidx_camp *cs[1];
 
-    cr_expect_eq(cidx_holder_new(0, NULL, &h), ADS_EINVAL);
-    cr_expect_eq(cidx_holder_new(1025, NULL, &h), ADS_EINVAL);
-    cr_assert_eq(cidx_holder_new(2, NULL, &h), 0);
-    cr_expect_null(cidx_holder_enter(h, 1));
-    cidx_holder_exit(h, 1);
+    cr_expect_eq(hold_new(0, NULL, ix_free_any, &h), ADS_EINVAL);
+    cr_expect_eq(hold_new(2, NULL, NULL, &h), ADS_EINVAL);
+    cr_expect_eq(hold_new(HOLD_MAX_READERS + 1, NULL, ix_free_any, &h), ADS_EINVAL);
+    cr_assert_eq(hold_new(2, NULL, ix_free_any, &h), 0);
+    cr_expect_null(hold_enter(h, 1));
+    hold_exit(h, 1);
     cs[0] = camp("a", NULL);
-    cidx_holder_swap(h, build(cs, 1));
-    cr_expect_eq(cidx_count(cidx_holder_enter(h, 0)), 1);
-    cidx_holder_exit(h, 0);
-    cidx_holder_swap(h, NULL);
-    cr_expect_null(cidx_holder_enter(h, 0));
-    cidx_holder_exit(h, 0);
-    cidx_holder_free(h);
-    cidx_holder_free(NULL);
+    hold_swap(h, build(cs, 1));
+    cr_expect_eq(cidx_count(hold_enter(h, 0)), 1);
+    hold_exit(h, 0);
+    hold_swap(h, NULL);
+    cr_expect_null(hold_enter(h, 0));
+    hold_exit(h, 0);
+    hold_free(h);
+    hold_free(NULL);
 }
 
 enum { READERS = 4, SWAPS = 300 };
 
 struct swap_test {
-    struct cidx_holder *h;
+    struct hold *h;
     atomic_bool stop;
     atomic_uint_fast64_t queries, bad;
 };
@@ -1260,7 +1267,7 @@ static void *reader_main(void *arg)
 
     q.country = S("US");
     while (!atomic_load(&t->stop)) {
-        const struct cidx *ix = cidx_holder_enter(t->h, ra->reader);
+        const struct cidx *ix = hold_enter(t->h, ra->reader);
         uint32_t g = (uint32_t)(cidx_built_at(ix) - T0), n = cidx_count(ix), got;
         char prefix[16];
         int plen = snprintf(prefix, sizeof(prefix), "g%u-", g);
@@ -1275,20 +1282,20 @@ static void *reader_main(void *arg)
             if (strncmp(cidx_camp(ix, i)->id, prefix, (size_t)plen) != 0)
                 atomic_fetch_add(&t->bad, 1);
         }
-        cidx_holder_exit(t->h, ra->reader);
+        hold_exit(t->h, ra->reader);
         atomic_fetch_add(&t->queries, 1);
     }
     return NULL;
 }
 
-Test(cidx_holder, swaps_under_concurrent_readers, .timeout = 120)
+Test(hold, swaps_under_concurrent_readers, .timeout = 120)
 {
     struct swap_test t;
     struct reader_arg args[READERS];
     pthread_t tids[READERS];
     uint64_t before;
 
-    cr_assert_eq(cidx_holder_new(READERS, generation(0), &t.h), 0);
+    cr_assert_eq(hold_new(READERS, generation(0), ix_free_any, &t.h), 0);
     atomic_init(&t.stop, false);
     atomic_init(&t.queries, 0);
     atomic_init(&t.bad, 0);
@@ -1299,7 +1306,7 @@ Test(cidx_holder, swaps_under_concurrent_readers, .timeout = 120)
     for (uint32_t g = 1; g <= SWAPS; g++) {
         struct cidx *next = generation(g);
         before = atomic_load(&t.queries);
-        cidx_holder_swap(t.h, next);
+        hold_swap(t.h, next);
         /* Let the readers run against each index a little. */
         for (int spin = 0; spin < 1000 && atomic_load(&t.queries) < before + READERS; spin++)
             sched_yield();
@@ -1309,5 +1316,5 @@ Test(cidx_holder, swaps_under_concurrent_readers, .timeout = 120)
         pthread_join(tids[r], NULL);
     cr_expect_eq(atomic_load(&t.bad), 0, "every result belongs to one index");
     cr_expect_gt(atomic_load(&t.queries), (uint64_t)SWAPS, "the readers ran throughout");
-    cidx_holder_free(t.h);
+    hold_free(t.h);
 }
