@@ -3,7 +3,7 @@
 # Used by scripts/serve.sh, scripts/test.sh and the Dockerfile, so the three
 # cannot drift apart.
 #
-#   scripts/install-deps.sh SET...     SET: runtime, build, test
+#   scripts/install-deps.sh SET...     SET: runtime, build, test, bench
 set -euo pipefail
 
 runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 tzdata ca-certificates curl)
@@ -14,6 +14,8 @@ test=(libcriterion-dev libcurl4-openssl-dev openssl curl lmdb-utils)
 # when the commands are missing, so a node installed another way is kept.
 command -v node >/dev/null || test+=(nodejs)
 command -v npm >/dev/null || test+=(npm)
+# models/bench/run.sh: the xgboost peer (adsmith-peer is built when libxgboost is found) and plots.
+bench=(libxgboost-dev gnuplot-nox util-linux python3)
 
 want=()
 for set in "$@"; do
@@ -21,10 +23,11 @@ for set in "$@"; do
     runtime) want+=("${runtime[@]}") ;;
     build) want+=("${runtime[@]}" "${build[@]}") ;;
     test) want+=("${test[@]}") ;;
-    *) echo "install-deps: unknown set '$set' (runtime, build, test)" >&2; exit 2 ;;
+    bench) want+=("${bench[@]}") ;;
+    *) echo "install-deps: unknown set '$set' (runtime, build, test, bench)" >&2; exit 2 ;;
   esac
 done
-[ ${#want[@]} -gt 0 ] || { echo "usage: $0 runtime|build|test..." >&2; exit 2; }
+[ ${#want[@]} -gt 0 ] || { echo "usage: $0 runtime|build|test|bench..." >&2; exit 2; }
 
 missing=()
 for p in "${want[@]}"; do

@@ -33,4 +33,20 @@ int cli_campaigns(int argc, char **argv);
 /* `adsmith keys create|list|revoke`: manages API keys in a data directory. */
 int cli_keys(int argc, char **argv);
 
+/**
+ * `adsmith train --input FILE --format F --out MODEL [--seed N] [--rows A:B] ...`:
+ * trains the ranking model on a click log (models/ctr formats) and writes it.
+ * Progress on stderr (a bar on a terminal). Exit 0; 1 unreadable input, too
+ * many malformed lines, untrainable data or a failed write; 2 usage error.
+ */
+int cli_train(int argc, char **argv);
+
+/**
+ * `adsmith eval --model FILE --input FILE --format F [--json] [--rows A:B]`:
+ * logloss, normalised entropy, AUC, calibration and a reliability table of a
+ * model on a click log; --json prints them as one JSON object on stdout.
+ * Exit 0; 1 unreadable model or input; 2 usage error or a schema mismatch.
+ */
+int cli_eval(int argc, char **argv);
+
 #endif
