@@ -8,8 +8,8 @@ R times: PUTs one more active campaign that targets a country no other one
 does, and polls POST /v1/admin/eligibility for that country until the new id
 shows up. Prints, as medians: the PUT's own round trip (the baseline), the time
 from sending the PUT to the first eligibility answer naming the campaign, their
-ratio, and the index build time the server reports. Each upload starts with the
-index builder idle.
+ratio, and the index build time the server reports; first for R uploads that
+find the index builder idle, then for R that land while it is building.
 
 usage: loadtest/bench-campaign-upload.py [N=10000] [R=20]
 """
@@ -58,8 +58,7 @@ try:
     # Let the index catch up with the load before measuring.
     while json.loads(call("GET", "/v1/admin/index")[1])["campaigns"] < n:
         time.sleep(0.1)
-    put_ms, eligible_ms, build_ms = [], [], []
-    for k in range(rounds):
+    def probe(k, idle):
         c = copy.deepcopy(base)
         c["id"] = "probe%03d" % k
         c["targeting"] = {"countries": ["ZZ"]}
@@ -76,22 +75,26 @@ try:
             if time.perf_counter() - t0 > 10:
                 sys.exit("probe %s not eligible after 10 s" % c["id"])
         t2 = time.perf_counter()
-        put_ms.append((t1 - t0) * 1000)
-        eligible_ms.append((t2 - t0) * 1000)
-        build_ms.append(json.loads(call("GET", "/v1/admin/index")[1])["build_us"] / 1000)
-        # Pause the probe, and wait until the index no longer lists it, so that the
-        # next upload finds the builder idle (an upload that lands during a build
-        # waits for that build and then its own: up to two build times).
+        build = json.loads(call("GET", "/v1/admin/index")[1])["build_us"] / 1000
+        # Pause the probe. Idle rounds wait until the index no longer lists it,
+        # so the next upload finds the builder idle; busy rounds go on at once,
+        # so the next upload lands while the pause's build runs and waits for
+        # it and then its own (the worst case: two build times).
         call("PATCH", "/v1/campaigns/" + c["id"], {"status": "paused"})
-        while c["id"] in json.loads(call("POST", "/v1/admin/eligibility", {"country": "ZZ", "formats": ["banner"],
-                                    "banner_sizes": [{"w": 300, "h": 250}]})[1])["eligible"]:
+        while idle and c["id"] in json.loads(call("POST", "/v1/admin/eligibility", {"country": "ZZ", "formats": ["banner"],
+                                             "banner_sizes": [{"w": 300, "h": 250}]})[1])["eligible"]:
             time.sleep(0.005)
-    pm, em, bm = statistics.median(put_ms), statistics.median(eligible_ms), statistics.median(build_ms)
-    print("campaigns active: %d, rounds: %d" % (n, rounds))
-    print("PUT round trip (baseline):     median %.2f ms" % pm)
-    print("PUT sent -> eligible:          median %.2f ms, max %.2f ms" % (em, max(eligible_ms)))
-    print("index build (server-side):     median %.2f ms" % bm)
-    print("ratio eligible / PUT:          %.1f" % (em / pm))
+        return (t1 - t0) * 1000, (t2 - t0) * 1000, build
+
+    print("campaigns active: %d, rounds: %d idle + %d busy" % (n, rounds, rounds))
+    for label, idle, first in (("idle", True, 0), ("busy", False, rounds)):
+        put_ms, eligible_ms, build_ms = zip(*[probe(first + k, idle) for k in range(rounds)])
+        pm, em, bm = statistics.median(put_ms), statistics.median(eligible_ms), statistics.median(build_ms)
+        print("%s builder:" % label)
+        print("  PUT round trip (baseline):   median %.2f ms" % pm)
+        print("  PUT sent -> eligible:        median %.2f ms, max %.2f ms" % (em, max(eligible_ms)))
+        print("  index build (server-side):   median %.2f ms" % bm)
+        print("  ratio eligible / PUT:        %.1f" % (em / pm))
 finally:
     server.terminate()
     server.wait()

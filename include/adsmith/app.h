@@ -24,6 +24,7 @@ struct store;
 struct metrics;
 struct app_storage;
 struct wq;
+struct mdl;
 
 struct app {
     const struct cfg *cfg;
@@ -38,6 +39,7 @@ struct app {
     struct wq *wq;                 /* the write queue (profile and event writes) */
     struct camp_validator *campaign_validator; /* the campaign schema and rules; immutable */
     struct catl *catalog;          /* the compiled campaign index and its builder */
+    struct mdl *model;             /* the ranking model and its hot reload */
 };
 
 /** What campaign validation needs to know about this server (its generator backends). */

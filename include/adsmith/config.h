@@ -51,6 +51,7 @@ struct cfg {
     uint32_t write_queue_max;
     uint32_t campaigns_per_advertiser;
     bool demo;
+    char *model; /* "": the embedded default model */
     int log_level; /* enum lg_level */
     bool access_log;
 

@@ -43,7 +43,8 @@
     X(FORBIDDEN, 21, "forbidden", "this API key's role does not allow this request")                                   \
     X(PRECONDITION_FAILED, 22, "precondition_failed",                                                                  \
       "the resource changed since you read it (If-Match / If-None-Match); GET it and retry")                            \
-    X(QUOTA_EXCEEDED, 23, "quota_exceeded", "a limit on stored objects is reached")
+    X(QUOTA_EXCEEDED, 23, "quota_exceeded", "a limit on stored objects is reached")                                   \
+    X(MODEL_REFUSED, 24, "model_refused", "the model file was refused; the running model stays")
 
 enum ads_err {
 #define ADS_ERR_ENUM_(name, num, str, msg) ADS_E##name = -(ADS_ERR_BASE + (num)),

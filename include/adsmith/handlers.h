@@ -55,4 +55,13 @@ void campaigns_index_stats(struct http_req *r);
 /** POST /v1/admin/eligibility: the campaigns the index finds eligible for an impression described in the body. */
 void campaigns_eligibility(struct http_req *r);
 
+/** GET /v1/admin/model: the served model (version, training window, metrics snapshot) and reload counters. */
+void model_get(struct http_req *r);
+
+/** POST /v1/admin/model:reload: loads the configured model file again (200, or 422 model_refused: the old one stays). */
+void model_reload(struct http_req *r);
+
+/** POST /v1/admin/model:score: what the served model says for features given in the body. */
+void model_score(struct http_req *r);
+
 #endif

@@ -91,7 +91,14 @@ struct rank_model;
  */
 int rank_model_open(const char *path, struct rank_model **ret, struct ads_diag *diag);
 
-/** Unmaps the model. Accepts NULL. No thread may still score it. */
+/**
+ * Checks a model image already in memory (8-byte aligned, @p size bytes), as
+ * rank_model_open() checks a file. The image is borrowed: it must outlive the
+ * model. For the default model compiled into the binary.
+ */
+int rank_model_open_mem(const void *image, size_t size, struct rank_model **ret, struct ads_diag *diag);
+
+/** Unmaps the model (a borrowed image stays). Accepts NULL. No thread may still score it. */
 void rank_model_close(struct rank_model *m);
 
 /**

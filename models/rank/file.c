@@ -368,7 +368,7 @@ int rank_model_open(const char *path, struct rank_model **ret, struct ads_diag *
         munmap(map, size);
         return ads_diag_set(diag, ADS_ENOMEM, NULL, "out of memory opening model %s", path);
     }
-    int rc = rank__parse(map, size, true, m, diag);
+    int rc = rank__parse(map, size, false, m, diag); /* every check, the checksum and golden rows included */
     if (rc < 0) {
         if (diag != NULL) {
             char msg[sizeof(diag->message)];
@@ -380,6 +380,26 @@ int rank_model_open(const char *path, struct rank_model **ret, struct ads_diag *
         return rc;
     }
     m->mapped = true;
+    *ret = m;
+    return 0;
+}
+
+int rank_model_open_mem(const void *image, size_t size, struct rank_model **ret, struct ads_diag *diag)
+{
+    struct rank_model *m = malloc(sizeof(*m));
+    int rc;
+
+    if (m == NULL)
+        return ads_diag_set(diag, ADS_ENOMEM, NULL, "out of memory opening a model");
+    if ((uintptr_t)image % 8 != 0) {
+        free(m);
+        return ads_diag_set(diag, ADS_EINVAL, NULL, "a model image must be 8-byte aligned");
+    }
+    if ((rc = rank__parse(image, size, false, m, diag)) < 0) {
+        free(m);
+        return rc;
+    }
+    m->mapped = false;
     *ret = m;
     return 0;
 }

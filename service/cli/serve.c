@@ -12,6 +12,7 @@
 #include "adsmith/config.h"
 #include "adsmith/http.h"
 #include "adsmith/log.h"
+#include "adsmith/mdl.h"
 #include "adsmith/metrics.h"
 #include "adsmith/server.h"
 #include "adsmith/version.h"
@@ -41,6 +42,38 @@ static void serve_log_failure(const char *what, int rc, const char *detail)
     lg_str(&r, "error", ads_err_name(rc));
     lg_str(&r, "detail", detail);
     lg_end(&r);
+}
+
+static void serve_log_model(struct app *app, const char *msg)
+{
+    struct mdl_stats st;
+    struct lg_rec r;
+
+    mdl_stats(app->model, &st);
+    lg_begin(&r, LG_INFO, msg);
+    lg_str(&r, "version", st.version);
+    lg_str(&r, "source", st.source);
+    lg_str(&r, "path", app->cfg->model != NULL ? app->cfg->model : "");
+    lg_uint(&r, "bytes", st.file_bytes);
+    lg_end(&r);
+}
+
+/* SIGHUP: the model file again (a refused one leaves the running model in place). */
+static void serve_reload_model(void *arg)
+{
+    struct app *app = arg;
+    struct ads_diag d = {{0}, {0}};
+    int rc = mdl_reload(app->model, &d);
+
+    if (rc == 0) {
+        serve_log_model(app, "model reloaded");
+    } else {
+        struct lg_rec r;
+        lg_begin(&r, LG_ERROR, "model reload refused; the running model stays");
+        lg_str(&r, "error", ads_err_name(rc));
+        lg_str(&r, "detail", d.message);
+        lg_end(&r);
+    }
 }
 
 int cli_serve(int argc, char **argv)
@@ -117,9 +150,18 @@ int cli_serve(int argc, char **argv)
         serve_log_failure("cannot start the campaign index thread", rc, ads_err_message(rc));
         goto out;
     }
+    if ((rc = mdl_start(cfg.model, cfg.threads, &app.model, &d)) != 0) {
+        serve_log_failure("cannot load the ranking model", rc, d.message);
+        goto out;
+    }
+    serve_log_model(&app, "model loaded");
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
         serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
+        goto out;
+    }
+    if ((rc = srv_on_reload(srv, serve_reload_model, &app)) != 0) {
+        serve_log_failure("cannot register the model reload", rc, ads_err_message(rc));
         goto out;
     }
     if ((rc = srv_run(srv)) != 0) {
@@ -131,6 +173,7 @@ int cli_serve(int argc, char **argv)
 
 out:
     srv_free(srv);
+    mdl_stop(app.model);
     catl_stop(app.catalog);
     camp_validator_free(app.campaign_validator);
     app_writer_stop(&app);

@@ -66,6 +66,9 @@ static const struct cfg_setting cfg_settings[] = {
      "campaigns one advertiser may hold that are not archived; more are refused (409 quota_exceeded)"},
     {"demo", CFG_T_BOOL, OFF(demo), "false", 0, 0, 0, "BOOL",
      "on a data directory without keys, create an admin key and print it; without campaigns, store the demo campaign"},
+    {"model", CFG_T_STR, OFF(model), "", 0, 0, 0, "FILE",
+     "ranking model file (adsmith train, schema \"adsmith\"); empty: the default model built into the binary. "
+     "SIGHUP and POST /v1/admin/model:reload load it again"},
     {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug, info, warn or error"},
     {"access_log", CFG_T_BOOL, OFF(access_log), "false", 0, 0, 0, "BOOL", "log one record per request"},
 };

@@ -3,6 +3,7 @@
 #include <lmdb.h>
 
 #include "adsmith/handlers.h"
+#include "adsmith/mdl.h"
 #include "adsmith/store.h"
 #include "adsmith/version.h"
 #include "adsmith/wq.h"
@@ -82,6 +83,20 @@ void ops_metrics(struct http_req *r)
                    "# HELP adsmith_writer_retries_total Groups aborted and applied again write by write.\n"
                    "# TYPE adsmith_writer_retries_total counter\nadsmith_writer_retries_total %" PRIu64 "\n",
                    ws.jobs, ws.commits, ws.retries);
+    }
+    if (app->model != NULL) {
+        struct mdl_stats ms;
+        mdl_stats(app->model, &ms);
+        buf_printf(&b,
+                   "# HELP adsmith_model_info The ranking model being served (version: its type and checksum).\n"
+                   "# TYPE adsmith_model_info gauge\nadsmith_model_info{version=\"%s\",source=\"%s\"} 1\n"
+                   "# HELP adsmith_model_loads_total Ranking models published, the first included.\n"
+                   "# TYPE adsmith_model_loads_total counter\nadsmith_model_loads_total %" PRIu64 "\n"
+                   "# HELP adsmith_model_reload_failures_total Reloads refused (the running model stayed).\n"
+                   "# TYPE adsmith_model_reload_failures_total counter\nadsmith_model_reload_failures_total %" PRIu64 "\n"
+                   "# HELP adsmith_model_loaded_time_seconds Unix time the current model was published.\n"
+                   "# TYPE adsmith_model_loaded_time_seconds gauge\nadsmith_model_loaded_time_seconds %" PRId64 "\n",
+                   ms.version, ms.source, ms.loads, ms.failures, ms.loaded_at);
     }
     if (b.overflow) {
         http_send_error(r, ADS_EINTERNAL, NULL, "the metrics text outgrew its buffer");

@@ -37,6 +37,7 @@ static const struct {
     {ADS_EFORBIDDEN, 403},
     {ADS_EPRECONDITION_FAILED, 412},
     {ADS_EQUOTA_EXCEEDED, 409},
+    {ADS_EMODEL_REFUSED, 422},
 };
 
 int http_status_lookup(int err, int *ret_status)

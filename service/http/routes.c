@@ -19,6 +19,9 @@ static const struct http_route http_route_table[] = {
     {"GET", "/v1/campaigns/{id}/usage", campaigns_usage, HTTP_CAMPAIGN_READ},
     {"GET", "/v1/admin/index", campaigns_index_stats, HTTP_ADMIN},
     {"POST", "/v1/admin/eligibility", campaigns_eligibility, HTTP_ADMIN},
+    {"GET", "/v1/admin/model", model_get, HTTP_ADMIN},
+    {"POST", "/v1/admin/model:reload", model_reload, HTTP_ADMIN},
+    {"POST", "/v1/admin/model:score", model_score, HTTP_ADMIN},
 };
 
 #define HTTP_NROUTES (sizeof(http_route_table) / sizeof(http_route_table[0]))

@@ -242,6 +242,17 @@ Test(rank_file, truncation_refused)
     cr_expect_null(m);
     unlink(path);
     cr_expect_eq(rank_model_open("/nonexistent/model", &m, &d), -ENOENT);
+
+    /* A flipped weight byte in a file: the checksum refuses it at open. */
+    img[size - 9] ^= 0x01;
+    path = write_tmp(img, size);
+    cr_expect_eq(rank_model_open(path, &m, &d), ADS_EDATA_INVALID, "a corrupt file was opened");
+    cr_expect(strstr(d.message, "checksum") != NULL, "%s", d.message);
+    unlink(path);
+    cr_expect_eq(rank_model_open_mem(img, size, &m, &d), ADS_EDATA_INVALID, "a corrupt image was opened");
+    img[size - 9] ^= 0x01;
+    cr_assert_eq(rank_model_open_mem(img, size, &m, &d), 0, "%s", d.message);
+    rank_model_close(m);
     free(img);
 }
 
