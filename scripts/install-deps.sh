@@ -8,7 +8,8 @@ set -euo pipefail
 
 runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 tzdata ca-certificates curl)
 build=(gcc libc6-dev pkg-config meson ninja-build git
-       libh2o-evloop-dev libssl-dev liblmdb-dev libmsgpack-dev libinih-dev libcjson-dev)
+       libh2o-evloop-dev libssl-dev liblmdb-dev libmsgpack-dev libinih-dev libcjson-dev
+       libnghttp2-dev)  # libnghttp2: adsmith-load's HTTP/2 client (issue 8)
 test=(libcriterion-dev libcurl4-openssl-dev openssl curl lmdb-utils)
 # node and npm run the schema equivalence test (ajv); Debian's packages only
 # when the commands are missing, so a node installed another way is kept.
@@ -16,6 +17,8 @@ command -v node >/dev/null || test+=(nodejs)
 command -v npm >/dev/null || test+=(npm)
 # models/bench/run.sh: the xgboost peer (adsmith-peer is built when libxgboost is found) and plots.
 bench=(libxgboost-dev gnuplot-nox util-linux python3)
+# loadtest/: h2load (nghttp2-client) as the baseline next to adsmith-load; gnuplot-nox renders its plots.
+bench+=(nghttp2-client)
 
 want=()
 for set in "$@"; do
