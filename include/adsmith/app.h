@@ -25,6 +25,7 @@ struct metrics;
 struct app_storage;
 struct wq;
 struct mdl;
+struct lrn;
 
 struct app {
     const struct cfg *cfg;
@@ -40,6 +41,7 @@ struct app {
     struct camp_validator *campaign_validator; /* the campaign schema and rules; immutable */
     struct catl *catalog;          /* the compiled campaign index and its builder */
     struct mdl *model;             /* the ranking model and its hot reload */
+    struct lrn *learner;           /* online learning (learn.h); NULL when online_learning is off */
 };
 
 /** What campaign validation needs to know about this server (its generator backends). */

@@ -52,15 +52,25 @@ struct cfg {
     uint32_t campaigns_per_advertiser;
     bool demo;
     char *model; /* "": the embedded default model */
+    bool online_learning; /* learn.h: click and impression events update the served model */
+    uint32_t online_window_s;
+    uint32_t online_publish_s;
+    uint32_t online_pending_max;
     int log_level; /* enum lg_level */
     bool access_log;
+    /* issue 6: bidding */
+    char *notice_url;
+    char *notice_key;
+    uint32_t bid_shading_pct;
+    uint32_t bid_max_cpm_micros;
+    char *fx_rates;
 
     /* Actions asked for on the command line; not settings. */
     bool want_help;
     bool want_print;
 
     /* Where each setting's value came from, indexed like the settings table. */
-    enum cfg_source source[32];
+    enum cfg_source source[48];
 };
 
 /**

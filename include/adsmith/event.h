@@ -13,6 +13,13 @@
  *   interests  interest ids the event's ad is about; each gains the type's
  *              weight (impression 0.1, click 1, conversion 5, custom 0) or "weight"
  *   value      a conversion's value in micro-units of the campaign currency
+ *   impression_id  impression and click events: the impression a click refers
+ *              to (online learning pairs them; an impression without it is
+ *              known by its "id")
+ *   features   impression events: the ranking model's features of the
+ *              impression, {name: token | [tokens] | number} with the names
+ *              of the "adsmith" serving schema (rank.h RANK_ADSMITH_FIELDS);
+ *              read by the online learner (learn.h), ignored otherwise
  *
  * A batch is validated whole before anything is written: one bad event fails
  * the batch with the pointer /events/N/field.
@@ -24,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adsmith/ctr.h"
 #include "adsmith/err.h"
 #include "adsmith/profile.h"
 
@@ -33,13 +41,18 @@
 #define EVT_MIN_TS 946684800 /* 2000-01-01 */
 #define EVT_MAX_FUTURE_S 300 /* tolerated clock skew */
 #define EVT_MAX_WEIGHT 100.0
+#define EVT_MAX_FEATURES 64       /* feature values of one impression, all fields together */
+#define EVT_FEATURE_TOKEN_MAX 128 /* bytes of one categorical feature value */
+#define EVT_FEATURE_NUM_MAX 1e12  /* largest magnitude of a numeric feature */
 
 enum evt_type { EVT_IMPRESSION, EVT_CLICK, EVT_CONVERSION, EVT_CUSTOM, EVT_NTYPES };
 
 struct evt {
     uint8_t type; /* enum evt_type */
     uint8_t id_len, ninterests;
+    uint8_t has_features; /* the event carried "features": evt_features_from_doc() reads them */
     char id[EVT_ID_MAX + 1];
+    char impression_id[EVT_ID_MAX + 1]; /* "" when absent */
     char user[PROF_ID_MAX + 1];
     char source[PROF_SOURCE_MAX + 1]; /* "" = user is the profile id */
     char campaign[PROF_TAG_MAX + 1];
@@ -65,6 +78,16 @@ size_t evt_batch_count(const msgpack_object *doc);
  */
 int evt_batch_from_doc(const msgpack_object *doc, uint64_t now, struct evt *ret, size_t *ret_n,
                        struct ads_diag *ret_diag);
+
+/**
+ * The "features" of event @p i of a document evt_batch_from_doc() accepted,
+ * as values of the "adsmith" serving schema (field = enum rank_field; a
+ * token is ctr_hash(text, len, 0) with x = 1; a number is x), into @p ret
+ * (room for EVT_MAX_FEATURES).
+ * @return 0 with *@p ret_n set; ADS_ENOT_FOUND when the event has none;
+ *   ADS_EINVAL for a document that was not accepted.
+ */
+int evt_features_from_doc(const msgpack_object *doc, size_t i, struct ctr_value *ret, uint32_t *ret_n);
 
 /**
  * Applies one event to profile @p p at its own timestamp: recency, the

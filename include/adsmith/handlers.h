@@ -64,4 +64,14 @@ void model_reload(struct http_req *r);
 /** POST /v1/admin/model:score: what the served model says for features given in the body. */
 void model_score(struct http_req *r);
 
+/** POST /openrtb2/bid (a fixed path, the one exchanges expect): an OpenRTB BidRequest; 200 BidResponse, 204 no bid, 400 malformed. */
+void bid_post(struct http_req *r);
+
+/** GET|POST /v1/notice/{win|bill|loss}?...&sig=: a signed notice; 200, 403 forged, 400 malformed or expired. */
+void notice_post(struct http_req *r);
+
+/** Notices refused for their signature, and notices received, since start (for /metrics). */
+unsigned long bid_handler_forged(void);
+unsigned long bid_handler_notices(void);
+
 #endif

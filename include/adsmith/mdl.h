@@ -12,6 +12,12 @@
  *
  * With no file configured (cfg "model" empty) the model is the default one
  * compiled into the binary (models/default/), so a fresh daemon bids sensibly.
+ *
+ * Online learning (learn.h) publishes models it derived from the current
+ * one with mdl_publish(). Every load of the file (or the embedded model)
+ * starts a new generation; a publish derived from an older generation is
+ * refused, so a reload always replaces the online model, and the learner
+ * restarts from the reloaded one (mdl_inspect()).
  */
 #ifndef ADSMITH_MDL_H
 #define ADSMITH_MDL_H
@@ -25,8 +31,9 @@ struct mdl;
 
 struct mdl_stats {
     char version[32];      /* rank_info.version of the current model */
-    char source[16];       /* "file" or "embedded" */
-    uint64_t loads;        /* models published, the first included */
+    char source[16];       /* "file", "embedded", or "online" (published by the learner) */
+    uint64_t loads;        /* models published, the first included (online ones too) */
+    uint64_t generation;   /* loads of the file or embedded model (1 after mdl_start), not online publishes */
     uint64_t failures;     /* reloads refused (the running model stayed) */
     int64_t loaded_at;     /* unix seconds the current model was published */
     uint64_t file_bytes;
@@ -52,6 +59,24 @@ void mdl_stop(struct mdl *m);
  *   running model then stays.
  */
 int mdl_reload(struct mdl *m, struct ads_diag *diag);
+
+/**
+ * Publishes @p model (derived from generation @p base_generation) as the
+ * current model, source "online"; the previous one is closed once no request
+ * holds it. Serialised with reloads. On success mdl owns @p model.
+ * @return 0; ADS_ECONFLICT when a reload started another generation since
+ *   (the caller keeps @p model, and should restart from the reloaded one);
+ *   ADS_EDATA_INVALID when @p model is not of the serving schema.
+ */
+int mdl_publish(struct mdl *m, struct rank_model *model, uint64_t base_generation, struct ads_diag *diag);
+
+/**
+ * Calls @p fn with the current model and its generation, while no reload or
+ * publish can replace it (they wait for @p fn to return). @p fn must not call
+ * mdl_reload(), mdl_publish() or mdl_inspect(), and should be quick (it
+ * holds up reloads, never requests).
+ */
+void mdl_inspect(struct mdl *m, void (*fn)(const struct rank_model *model, uint64_t generation, void *arg), void *arg);
 
 /** The current model for reader @p reader; pair with mdl_exit(). Never NULL after mdl_start(). */
 const struct rank_model *mdl_enter(struct mdl *m, unsigned reader);

@@ -373,6 +373,9 @@ struct ortb_bid {
     /* Notice URLs, written as given: the caller signs them and puts in the
      * OpenRTB macros (ORTB_MACRO_*) the exchange substitutes. */
     struct cidx_str nurl, burl, lurl;
+    /* Written as ext {"adsmith": {"model": ...}} when not empty: the version
+     * of the ranking model that priced the bid (issue 6: every bid traceable). */
+    struct cidx_str model;
 };
 
 struct ortb_seatbid {
@@ -390,19 +393,23 @@ struct ortb_resp {
     int32_t nbr;        /* no-bid reason (OpenRTB 3.0 list), written when nseatbids is 0 and nbr >= 0 */
 };
 
-/* No-bid reason codes (OpenRTB 3.0 List: No-Bid Reason Codes), the ones a bidder uses. */
+/* No-bid reason codes (OpenRTB 2.5 section 5.24, continued by the OpenRTB 3.0
+ * List: No-Bid Reason Codes, which keeps 0..10 and adds 11..17), the ones a
+ * bidder uses. */
 enum ortb_nbr {
     ORTB_NBR_UNKNOWN = 0,
     ORTB_NBR_TECHNICAL = 1,
     ORTB_NBR_INVALID_REQUEST = 2,
+    ORTB_NBR_KNOWN_CRAWLER = 3,
     ORTB_NBR_SUSPECTED_NHT = 4,
-    ORTB_NBR_PROXY = 6,
-    ORTB_NBR_UNSUPPORTED_DEVICE = 7,
-    ORTB_NBR_BLOCKED_PUBLISHER = 8,
-    ORTB_NBR_UNMATCHED_USER = 9,
-    ORTB_NBR_DAILY_USER_CAP = 10,
-    ORTB_NBR_DAILY_DOMAIN_CAP = 11,
-    ORTB_NBR_AUTH_MISSING = 12,
+    ORTB_NBR_PROXY = 5,
+    ORTB_NBR_UNSUPPORTED_DEVICE = 6,
+    ORTB_NBR_BLOCKED_PUBLISHER = 7,
+    ORTB_NBR_UNMATCHED_USER = 8,
+    ORTB_NBR_DAILY_USER_CAP = 9,
+    ORTB_NBR_DAILY_DOMAIN_CAP = 10,
+    ORTB_NBR_AUTH_MISSING = 11,
+    ORTB_NBR_INSUFFICIENT_TIME = 15,
 };
 
 /**

@@ -41,6 +41,8 @@ struct rank_train_opts {
     double l1, l2, alpha; /* FTRL-Proximal; 0 for all three: chosen on the validation split */
     const char *source;   /* free text kept in the file as the training window ("criteo rows 0..3377") */
     int64_t trained_at;   /* unix seconds kept in the file; 0: none (keeps files byte-identical) */
+    uint32_t min_count;   /* a token seen fewer times in training shares its field's "rare" weight; 0: chosen
+                             by the validation (see models/README.md), 1: off, else 2..1000 */
 };
 
 struct rank_trainer;
@@ -133,6 +135,7 @@ struct rank_info {
     double valid_logloss, valid_auc, valid_calibration;
     double l1, l2, alpha;
     uint32_t epochs;
+    uint32_t min_count; /* rare-token threshold (0: none) */
 };
 
 void rank_model_info(const struct rank_model *m, struct rank_info *ret);

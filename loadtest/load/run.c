@@ -48,7 +48,8 @@ struct thr {
     uint64_t cum[LGEN_KINDS]; /* cumulative mix weights */
     uint64_t total_w;
     int64_t t0, t_measure, t_end, t_drain, t_stop;
-    double period_ns; /* open loop: between intended sends */
+    double period_ns; /* open loop: between this thread's intended sends */
+    double phase_ns;  /* open loop: this thread's offset, so the threads' sends interleave evenly */
     uint64_t next_k;
     int64_t armed; /* when the timer is set to fire */
     unsigned rr;
@@ -236,7 +237,7 @@ static void dispatch(struct thr *t, int64_t now)
         return;
     }
     for (;;) {
-        int64_t due = t->t0 + (int64_t)((double)t->next_k * t->period_ns);
+        int64_t due = t->t0 + (int64_t)(t->phase_ns + (double)t->next_k * t->period_ns);
         if (due > now || due >= t->t_end)
             return;
         bool sent = false;
@@ -279,7 +280,7 @@ static void arm(struct thr *t, int64_t now)
 {
     int64_t wake = t->stopping ? t->t_drain : t->t_end;
     if (!t->stopping && t->period_ns > 0) {
-        int64_t due = t->t0 + (int64_t)((double)t->next_k * t->period_ns);
+        int64_t due = t->t0 + (int64_t)(t->phase_ns + (double)t->next_k * t->period_ns);
         if (due > now && due < wake)
             wake = due;
     }
@@ -308,7 +309,8 @@ static void loop(struct thr *t)
             t->t_stop = now;
             t->t_drain = now + (int64_t)(t->cfg->drain_s * NS);
             if (t->period_ns > 0) {
-                uint64_t due_before_end = (uint64_t)ceil((double)(t->t_end - t->t0) / t->period_ns);
+                uint64_t due_before_end =
+                    (uint64_t)ceil(((double)(t->t_end - t->t0) - t->phase_ns) / t->period_ns);
                 t->res.backlog = due_before_end > t->next_k ? due_before_end - t->next_k : 0;
             }
         }
@@ -396,8 +398,11 @@ static void *thr_main(void *arg)
     t->t_end = cfg->duration_s > 0 ? t->t_measure + (int64_t)(cfg->duration_s * NS) : FAR_FUTURE;
     t->t_drain = FAR_FUTURE;
     t->t_stop = t->t_end;
-    if (cfg->rate > 0)
+    if (cfg->rate > 0) {
+        /* Thread i sends at t0 + (i + k * threads) / rate: together one request every 1/rate, not bursts. */
         t->period_ns = (double)NS * cfg->threads / cfg->rate;
+        t->phase_ns = t->period_ns * t->id / cfg->threads;
+    }
     loop(t);
     return NULL;
 }

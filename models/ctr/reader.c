@@ -139,8 +139,9 @@ enum { CTR_LINE_EOF = 0, CTR_LINE_OK = 1, CTR_LINE_LONG = 2 };
 /*
  * The next line, without its "\n" or "\r\n" and NUL-terminated in place
  * (the buffer keeps one spare byte for a last line without a newline).
- * CTR_LINE_LONG when it is over CTR_LINE_MAX bytes: it was read to its end
- * and dropped. A negative errno on a read error.
+ * CTR_LINE_LONG when it is over CTR_LINE_MAX bytes, its "\r" not counted
+ * (a file's line ending must not change which lines it accepts): it was read
+ * to its end and dropped. A negative errno on a read error.
  */
 static int ctr_next_line(struct ctr_reader *r, char **ret, size_t *ret_len)
 {
@@ -155,10 +156,10 @@ static int ctr_next_line(struct ctr_reader *r, char **ret, size_t *ret_len)
             r->head += len + (nl != NULL);
             r->scan = r->head;
             r->consumed += len + (nl != NULL);
-            if (skipping || len > CTR_LINE_MAX)
-                return CTR_LINE_LONG;
             if (len > 0 && s[len - 1] == '\r')
                 len--;
+            if (skipping || len > CTR_LINE_MAX)
+                return CTR_LINE_LONG;
             s[len] = '\0';
             *ret = s;
             *ret_len = len;
@@ -167,8 +168,8 @@ static int ctr_next_line(struct ctr_reader *r, char **ret, size_t *ret_len)
         if (r->eof)
             return skipping ? CTR_LINE_LONG : CTR_LINE_EOF;
         r->scan = r->tail;
-        if (r->tail - r->head > CTR_LINE_MAX) {
-            /* Longer than any line we accept: drop what we have, keep looking for its end. */
+        if (r->tail - r->head > CTR_LINE_MAX + 1) {
+            /* Longer than any line we accept (plus its "\r"): drop what we have, keep looking for its end. */
             r->consumed += r->tail - r->head;
             r->head = r->scan = r->tail;
             skipping = true;

@@ -7,7 +7,8 @@
  *
  *   rank_exp FILE FORMAT TRAIN_FIRST TRAIN_ROWS TEST_FIRST TEST_ROWS [key=value ...]
  *   keys: family=lr|fm bits=N k=N numbins=N crosses=a*b,.. neg=R seed=N refit=0|1
- *         folds=N valid=F l1= l2= alpha= epochs=N out=PATH load=PATH (no training) time=1 cand=N
+ *         folds=N valid=F l1= l2= alpha= epochs=N min=N l2b=F bags=N fl2=NAME:F,..
+ *         out=PATH load=PATH (no training) time=1 cand=N
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -40,6 +41,9 @@ int main(int argc, char **argv)
     struct rank_trainer *t;
     uint32_t numbins = RANK_NUM_DEFAULT;
     int refit = 1, timing = 0, ncand = 0, load = 0;
+    double l2b = -1;
+    uint32_t bags = 0;
+    char *fl2 = NULL;
     const char *out = "/tmp/rank_exp.model";
 
     if (argc < 7) {
@@ -78,6 +82,14 @@ int main(int argc, char **argv)
             o.l2 = strtod(v, NULL);
         else if (strcmp(k, "alpha") == 0)
             o.alpha = strtod(v, NULL);
+        else if (strcmp(k, "l2b") == 0)
+            l2b = strtod(v, NULL);
+        else if (strcmp(k, "bags") == 0)
+            bags = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(k, "fl2") == 0)
+            fl2 = eq + 1;
+        else if (strcmp(k, "min") == 0)
+            o.min_count = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(k, "epochs") == 0)
             o.epochs = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(k, "out") == 0)
@@ -105,6 +117,21 @@ int main(int argc, char **argv)
         return 1;
     }
     rank__trainer_tweak(t, numbins, refit != 0);
+    rank__trainer_tweak_bins(t, l2b, bags);
+    for (char *p = fl2; p != NULL && *p != '\0';) {
+        /* NAME:FACTOR,... */
+        char *colon = strchr(p, ':'), *end;
+        const struct ctr_schema *sc = ctr_reader_schema(r);
+        if (colon == NULL)
+            return 2;
+        uint32_t f = 0;
+        while (f < sc->nfields && (strncmp(sc->fields[f].name, p, (size_t)(colon - p)) != 0 ||
+                                   sc->fields[f].name[colon - p] != '\0'))
+            f++;
+        if (rank__trainer_tweak_field(t, f, strtod(colon + 1, &end)) < 0)
+            return 2;
+        p = *end == ',' ? end + 1 : end;
+    }
     int rc;
     while ((rc = ctr_reader_next(r, &row, &d)) == 1)
         rank_trainer_add(t, &row);
@@ -123,8 +150,8 @@ evaluate:;
     }
     struct rank_info in;
     rank_model_info(m, &in);
-    printf("model %s %s bits=%u k=%u size=%llu l1=%g l2=%g alpha=%g epochs=%u\n", in.version, in.type_name, in.bits,
-           in.fm_k, (unsigned long long)in.file_size, in.l1, in.l2, in.alpha, in.epochs);
+    printf("model %s %s bits=%u k=%u size=%llu l1=%g l2=%g alpha=%g epochs=%u min=%u\n", in.version, in.type_name,
+           in.bits, in.fm_k, (unsigned long long)in.file_size, in.l1, in.l2, in.alpha, in.epochs, in.min_count);
     printf("valid rows=%llu logloss=%.5f auc=%.5f cal=%.4f\n", (unsigned long long)in.valid_rows, in.valid_logloss,
            in.valid_auc, in.valid_calibration);
 

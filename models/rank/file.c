@@ -76,11 +76,15 @@ int rank__image_build(const struct rank_cfg *c, const float *w, const struct ran
     size_t golden_bytes = 0;
     for (uint32_t g = 0; g < meta->ngolden; g++)
         golden_bytes += RANK_GOLDEN_HDR + (size_t)meta->golden_n[g] * RANK_VALUE_REC;
-    size_t off_weights = align_up(off_golden + golden_bytes, RANK_WEIGHTS_ALIGN);
+    size_t fbytes = c->min_count > 1 ? ((size_t)1 << c->bits) / 8 : 0;
+    size_t off_freq = c->min_count > 1 ? align_up(off_golden + golden_bytes, RANK_WEIGHTS_ALIGN) : 0;
+    size_t off_weights = align_up(off_golden + golden_bytes + fbytes, RANK_WEIGHTS_ALIGN);
     size_t wbytes = ((size_t)1 << c->bits) * c->stride * sizeof(float);
     size_t size = off_weights + wbytes;
     unsigned char *p = calloc(1, size);
 
+    if (c->min_count > 1 && c->freq == NULL)
+        return ads_diag_set(diag, ADS_EINVAL, NULL, "a rare-token threshold needs its bitmap");
     if (p == NULL)
         return ads_diag_set(diag, ADS_ENOMEM, NULL, "out of memory building a %zu-byte model", size);
     memcpy(p + RH_MAGIC, RANK_MAGIC, 8);
@@ -121,6 +125,10 @@ int rank__image_build(const struct rank_cfg *c, const float *w, const struct ran
     putf64(p, RH_ALPHA, meta->alpha);
     put32(p, RH_EPOCHS, meta->epochs);
     put32(p, RH_CAL_KIND, RANK_CAL_PLATT);
+    put32(p, RH_MIN_COUNT, c->min_count > 1 ? c->min_count : 0);
+    put64(p, RH_OFF_FREQ, off_freq);
+    if (fbytes > 0)
+        memcpy(p + off_freq, c->freq, fbytes);
     memcpy(p + RH_SCHEMA, c->schema, strnlen(c->schema, CTR_NAME_MAX - 1));
     memcpy(p + RH_SOURCE, meta->source, strnlen(meta->source, 63));
     for (uint32_t f = 0; f < c->nfields; f++) {
@@ -227,7 +235,8 @@ int rank__parse(const unsigned char *p, size_t size, bool building, struct rank_
         return bad(diag, "%s %llu (at most %llu)", "cross count", c->ncross, RANK_MAX_CROSS);
     if (ngolden > RANK_GOLDEN_MAX)
         return bad(diag, "%s %llu (at most %llu)", "golden rows", ngolden, RANK_GOLDEN_MAX);
-    if ((c->numbins & ~(RANK_NUM_COARSE | RANK_NUM_FINE | RANK_NUM_EXACT | RANK_NUM_CONT)) != 0)
+    if ((c->numbins & ~(RANK_NUM_COARSE | RANK_NUM_FINE | RANK_NUM_EXACT | RANK_NUM_CONT | RANK_NUM_QUAD | 
+                        RANK_NUM_PROD)) != 0)
         return bad(diag, "%s %llx%.0llu", "unknown numeric binning flags", c->numbins, 0);
     if (get32(p, RH_CAL_KIND) != RANK_CAL_PLATT)
         return bad(diag, "%s %llu%.0llu", "unknown calibration kind", get32(p, RH_CAL_KIND), 0);
@@ -245,6 +254,23 @@ int rank__parse(const unsigned char *p, size_t size, bool building, struct rank_
                    ((uint64_t)1 << c->bits) * stride * sizeof(float));
     if (!section_ok(off_w, wbytes, off_golden, size, RANK_WEIGHTS_ALIGN) || off_w + wbytes != size)
         return bad(diag, "%s at %llu does not end the file of %llu bytes", "weight table", off_w, size);
+    /* The rare-token bitmap, when there is one, lies between the golden rows and the weights. */
+    c->min_count = get32(p, RH_MIN_COUNT);
+    uint64_t off_freq = get64(p, RH_OFF_FREQ), golden_end = off_w;
+    if (c->min_count == 1)
+        return bad(diag, "%s %llu%.0llu", "rare-token threshold", 1, 0);
+    if (c->min_count > 1) {
+        uint64_t fbytes = ((uint64_t)1 << c->bits) / 8;
+        if (!section_ok(off_freq, fbytes, off_golden, size, RANK_WEIGHTS_ALIGN) || off_freq + fbytes > off_w)
+            return bad(diag, "%s at %llu is outside the file of %llu bytes", "rare-token bitmap", off_freq, size);
+        c->freq = (const uint64_t *)(const void *)(p + off_freq);
+        golden_end = off_freq;
+    } else if (off_freq != 0) {
+        return bad(diag, "%s at %llu without a threshold%.0llu", "rare-token bitmap", off_freq, 0);
+    }
+    for (size_t i = RH_END; i < RANK_HDR_SIZE; i++)
+        if (p[i] != 0)
+            return bad(diag, "%s at byte %llu%.0llu: reserved bytes must be zero", "header", i, 0);
 
     memcpy(c->schema, p + RH_SCHEMA, CTR_NAME_MAX);
     if (c->schema[CTR_NAME_MAX - 1] != '\0')
@@ -285,11 +311,11 @@ int rank__parse(const unsigned char *p, size_t size, bool building, struct rank_
 
     uint64_t at = off_golden;
     for (uint32_t g = 0; g < ngolden; g++) {
-        if (at + RANK_GOLDEN_HDR > off_w)
-            return bad(diag, "%s %llu runs into the weights at %llu", "golden row", g, off_w);
+        if (at + RANK_GOLDEN_HDR > golden_end)
+            return bad(diag, "%s %llu runs into the next section at %llu", "golden row", g, golden_end);
         uint32_t n = get32(p, at);
         double want = getf64(p, at + 8);
-        if (n > RANK_GOLDEN_VALUES || at + RANK_GOLDEN_HDR + (uint64_t)n * RANK_VALUE_REC > off_w)
+        if (n > RANK_GOLDEN_VALUES || at + RANK_GOLDEN_HDR + (uint64_t)n * RANK_VALUE_REC > golden_end)
             return bad(diag, "%s %llu has a bad value count %llu", "golden row", g, n);
         struct ctr_value v[RANK_GOLDEN_VALUES];
         memcpy(v, p + at + RANK_GOLDEN_HDR, (size_t)n * RANK_VALUE_REC);
@@ -334,6 +360,7 @@ int rank__parse(const unsigned char *p, size_t size, bool building, struct rank_
     in->l2 = getf64(p, RH_L2);
     in->alpha = getf64(p, RH_ALPHA);
     in->epochs = get32(p, RH_EPOCHS);
+    in->min_count = c->min_count;
     return 0;
 }
 

@@ -22,10 +22,16 @@
 #define RANK_NUM_FINE 2u   /* floor(4*log2(1+|x|)) with sign */
 #define RANK_NUM_EXACT 4u  /* the integer itself for |x| <= 15 */
 #define RANK_NUM_CONT 8u   /* one weight per field times log2(1+|x|)/8 with sign */
-#define RANK_NUM_DEFAULT RANK_NUM_CONT /* chosen by 5-fold CV on Criteo: models/README.md */
+#define RANK_NUM_QUAD 16u  /* one weight per field times (log2(1+|x|)/8)^2 with sign: a smooth bend */
+#define RANK_NUM_PROD 32u  /* one weight per pair of numeric fields times the product of their continuous values */
+/* Chosen by 5-fold CV on Criteo: models/README.md. */
+#define RANK_NUM_DEFAULT (RANK_NUM_CONT | RANK_NUM_QUAD | RANK_NUM_PROD)
 
-/* Features one value yields at most: present + three bins + continuous. */
-#define RANK_VAL_FEATS 5
+/* Numbers of one row whose products are computed from a cache (rank__emit). */
+#define RANK_PROD_CACHE 32
+
+/* Features one value yields at most: present + three bins + continuous + quadratic. */
+#define RANK_VAL_FEATS 6
 
 struct rank_cfg {
     uint64_t seed;
@@ -39,6 +45,13 @@ struct rank_cfg {
     uint32_t present[CTR_MAX_FIELDS];  /* bucket of the field's "present" feature */
     uint32_t cont[CTR_MAX_FIELDS];     /* bucket of a numeric field's continuous feature */
     uint8_t incross[CTR_MAX_FIELDS];   /* the field takes part in a cross */
+    /* Rare tokens: with min_count > 1, a token whose bucket was seen fewer
+     * than min_count times in training scores with its field's "rare" weight
+     * (bucket cont[f], unused by a categorical field) instead. freq is a
+     * bitmap of 2^bits bits, bit b set for a frequent bucket b (the model
+     * file's, or the trainer's); NULL: every token keeps its own weight. */
+    uint32_t min_count;
+    const uint64_t *freq;
 };
 
 /* ---- hashing ---- */
@@ -92,6 +105,16 @@ static inline uint32_t rank__cross_bucket(const struct rank_cfg *c, const struct
     return rank__bucket(c, key, rank__mix(rank__cross_token(a)) ^ rank__cross_token(b));
 }
 
+/* The bucket of numeric field @p f's quadratic weight (RANK_NUM_QUAD): right
+ * after the present and continuous weights (2f, 2f+1), so that a row's dense
+ * weights share a few cache lines instead of one miss each. Like the present,
+ * continuous, rare and product weights it is a "dense" weight: in many rows,
+ * trained with L2 = 1 and no L1 (train.c). */
+static inline uint32_t rank__quad_bucket(const struct rank_cfg *c, uint32_t f)
+{
+    return (2 * c->nfields + f) & ((1u << c->bits) - 1);
+}
+
 /* Unigram features of one value: buckets in @p idx, values in @p x; returns how many. */
 static inline uint32_t rank__val_feats(const struct rank_cfg *c, const struct ctr_value *v, uint32_t *idx, float *x)
 {
@@ -103,6 +126,8 @@ static inline uint32_t rank__val_feats(const struct rank_cfg *c, const struct ct
         idx[n] = c->present[f];
         x[n++] = 1.0f;
         idx[n] = rank__bucket(c, c->fkey[f], v->token);
+        if (c->freq != NULL && !((c->freq[idx[n] >> 6] >> (idx[n] & 63)) & 1))
+            idx[n] = c->cont[f];
         x[n++] = (float)v->x;
         return n;
     }
@@ -129,12 +154,37 @@ static inline uint32_t rank__val_feats(const struct rank_cfg *c, const struct ct
         idx[n] = c->cont[f];
         x[n++] = (float)((sign ? -l : l) / 8);
     }
+    if (c->numbins & RANK_NUM_QUAD) {
+        idx[n] = rank__quad_bucket(c, f);
+        x[n++] = (float)((sign ? -l * l : l * l) / 64);
+    }
     return n;
 }
 
+/* The continuous value of a number: sign(x) * log2(1 + |x|) / 8. */
+static inline double rank__num_cont(double x)
+{
+    double l = log2(1.0 + fabs(x)) / 8;
+    return x < 0 ? -l : l;
+}
+
+/* The bucket of the product weight of numeric fields @p fa and @p fb (either
+ * order): a block of nfields^2 after the quadratic weights (Criteo: 78 pairs
+ * within 6 KB), for the same reason. */
+static inline uint32_t rank__prod_bucket(const struct rank_cfg *c, uint32_t fa, uint32_t fb)
+{
+    uint32_t lo = fa < fb ? fa : fb, hi = fa < fb ? fb : fa;
+    return (3 * c->nfields + lo * c->nfields + hi) & ((1u << c->bits) - 1);
+}
+
+/* Categorical values (libsvm/libffm "idx:val") beyond this size are dropped: a
+ * larger one would overflow the float weights' arithmetic. */
+#define RANK_CAT_VALUE_MAX 1e6
+
 static inline bool rank__valid(const struct rank_cfg *c, const struct ctr_value *v)
 {
-    return v->field < c->nfields && v->kind == c->fields[v->field].kind && (v->kind == CTR_CAT || isfinite(v->x));
+    return v->field < c->nfields && v->kind == c->fields[v->field].kind &&
+           (v->kind == CTR_CAT ? fabs(v->x) <= RANK_CAT_VALUE_MAX : isfinite(v->x));
 }
 
 /*
@@ -158,6 +208,43 @@ static inline void rank__emit(const struct rank_cfg *c, const struct ctr_value *
         uint32_t k = rank__val_feats(c, &nv[i], idx, x);
         for (uint32_t j = 0; j < k; j++)
             sink(ctx, idx[j], x[j]);
+    }
+    /* Products of numbers (RANK_NUM_PROD): each pair of numeric values of
+     * different fields with at least one of them in nv, once. */
+    if (c->numbins & RANK_NUM_PROD) {
+        /* The numbers of nv with their continuous values computed once (a
+         * Criteo row has 13: 78 pairs); a row with more numbers than the
+         * cache takes the slow path, which emits the same features. */
+        uint32_t pf[RANK_PROD_CACHE], m = 0;
+        double pc[RANK_PROD_CACHE];
+        for (uint32_t i = 0; i < nn; i++) {
+            if (nv[i].kind != CTR_NUM || !rank__valid(c, &nv[i]))
+                continue;
+            if (m < RANK_PROD_CACHE) {
+                pf[m] = nv[i].field;
+                pc[m] = rank__num_cont(nv[i].x);
+            }
+            m++;
+        }
+        if (m <= RANK_PROD_CACHE) {
+            for (uint32_t i = 0; i < m; i++)
+                for (uint32_t j = i + 1; j < m; j++)
+                    if (pf[j] != pf[i])
+                        sink(ctx, rank__prod_bucket(c, pf[i], pf[j]), (float)(pc[i] * pc[j]));
+        }
+        for (uint32_t i = 0; i < nn; i++) {
+            const struct ctr_value *a = &nv[i];
+            if (a->kind != CTR_NUM || !rank__valid(c, a))
+                continue;
+            for (uint32_t j = i + 1; j < nn && m > RANK_PROD_CACHE; j++)
+                if (nv[j].kind == CTR_NUM && nv[j].field != a->field && rank__valid(c, &nv[j]))
+                    sink(ctx, rank__prod_bucket(c, a->field, nv[j].field),
+                         (float)(rank__num_cont(a->x) * rank__num_cont(nv[j].x)));
+            for (uint32_t j = 0; j < no; j++)
+                if (ov[j].kind == CTR_NUM && ov[j].field != a->field && rank__valid(c, &ov[j]))
+                    sink(ctx, rank__prod_bucket(c, a->field, ov[j].field),
+                         (float)(rank__num_cont(a->x) * rank__num_cont(ov[j].x)));
+        }
     }
     for (uint32_t r = 0; r < c->ncross; r++) {
         uint32_t fa = c->cross[r][0], fb = c->cross[r][1];
@@ -231,13 +318,20 @@ static inline double rank__calibrate(const struct rank_model *m, double z)
 /* Overrides the numeric binning (RANK_NUM_*) and whether the final model is retrained on every row. Before any add. */
 void rank__trainer_tweak(struct rank_trainer *t, uint32_t numbins, bool refit);
 
+/* Gives the numeric bins their own L2 (< 0: the tokens') and sets the models per cross-validation fold
+ * (0: default). Before fit. */
+void rank__trainer_tweak_bins(struct rank_trainer *t, double l2b, uint32_t bags);
+
+/* Multiplies the L2 of field @p f's tokens by @p l2_factor (> 0). Before fit. */
+int rank__trainer_tweak_field(struct rank_trainer *t, uint32_t f, double l2_factor);
+
 /* The fitted file image (owned by the trainer). ADS_EINVAL before fit. */
 int rank__trainer_image(const struct rank_trainer *t, const unsigned char **ret, size_t *ret_size);
 
 /* ---- the file layout (models/README.md has the table) ---- */
 
 #define RANK_MAGIC "ADSRANK\0"
-#define RANK_FORMAT_VERSION 1u
+#define RANK_FORMAT_VERSION 2u /* 2: rare-token bitmap (min_count, offset) */
 #define RANK_HDR_SIZE 512u
 #define RANK_FIELD_REC 40u   /* name[32], u32 kind, u32 reserved */
 #define RANK_CROSS_REC 8u    /* u32 a, u32 b */
@@ -288,7 +382,9 @@ enum {
     RH_CAL_KIND = 260,
     RH_SCHEMA = 264, /* char[32] */
     RH_SOURCE = 296, /* char[64] */
-    RH_END = 360     /* zero up to RANK_HDR_SIZE */
+    RH_MIN_COUNT = 360, /* u32; 0 or 1: no rare-token bitmap */
+    RH_OFF_FREQ = 368,  /* u64: the bitmap of frequent buckets, 2^bits / 8 bytes (0: none) */
+    RH_END = 376        /* zero up to RANK_HDR_SIZE */
 };
 
 #define RANK_CAL_PLATT 1u

@@ -10,6 +10,11 @@
  * on that split, then trains the final model on every row with the chosen
  * settings. Everything runs on one thread from a seeded generator, so the
  * same rows and seed give a byte-identical file.
+ *
+ * With cross-validation the final model is the mean of the fold models (3
+ * bags of each by default); rare tokens (opts.min_count) are counted per
+ * fold during the search and over every row for the final model.
+ * models/README.md has the measurements behind each choice.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,11 +28,14 @@
 #define CV_FOLDS 5
 #define CV_MAX_ROWS 200000
 #define FOLDS_MAX 8
+#define BAGS_MAX 4
+#define BAGS_DEFAULT 3
 #define PATIENCE 3
 #define FTRL_BETA 1.0
 
 struct params {
     double alpha, l1, l2, l2v;
+    double l2b; /* numeric bins' L2 (they are few and each in many rows); < 0: as the tokens' */
 };
 
 /* Regularisation of the dense features (a field's "present" and continuous
@@ -42,6 +50,11 @@ struct rank_trainer {
     double neg_rate, valid_frac;
     uint32_t epochs, folds;
     bool tune, refit;
+    uint32_t min_count; /* 0: chosen by the validation */
+    uint32_t bags;      /* models per fold in cross-validation (0: BAGS_DEFAULT) */
+    float fl2[CTR_MAX_FIELDS]; /* per field: a factor on the tokens' L2 (0: 1) */
+    float *bl2;                /* per bucket: that factor (NULL: all 1) */
+    uint64_t *freq;     /* the final model's bitmap of frequent buckets (min_count > 1) */
     struct params fixed;
     char source[64];
     int64_t trained_at;
@@ -52,6 +65,7 @@ struct rank_trainer {
     float *label;
     uint32_t *fidx;
     float *fval;
+    uint16_t *ftag; /* per feature: 1 + the field of a categorical token's own weight, 0 for any other */
     size_t nfeat, capfeat;
     bool oom;
     uint64_t first_line, last_line, positives;
@@ -106,6 +120,8 @@ int rank_trainer_new(const struct ctr_schema *schema, const struct rank_train_op
         return ads_diag_set(diag, ADS_EINVAL, NULL, "valid_frac must be in (0, 0.5], got %g", o.valid_frac);
     if (!(o.l1 >= 0 && o.l2 >= 0 && o.alpha >= 0) || !isfinite(o.l1 + o.l2 + o.alpha))
         return ads_diag_set(diag, ADS_EINVAL, NULL, "l1, l2 and alpha must be finite and not negative");
+    if (o.min_count > 1000)
+        return ads_diag_set(diag, ADS_EINVAL, NULL, "min_count must be at most 1000, got %u", o.min_count);
     if (o.l1 + o.l2 + o.alpha > 0 && o.alpha == 0)
         return ads_diag_set(diag, ADS_EINVAL, NULL, "alpha (the learning rate) must be positive when l1/l2 are given");
 
@@ -152,8 +168,9 @@ int rank_trainer_new(const struct ctr_schema *schema, const struct rank_train_op
     t->epochs = o.epochs;
     t->folds = o.folds;
     t->refit = true;
+    t->min_count = o.min_count;
     t->tune = o.l1 == 0 && o.l2 == 0 && o.alpha == 0;
-    t->fixed = (struct params){.alpha = o.alpha, .l1 = o.l1, .l2 = o.l2, .l2v = 0.01};
+    t->fixed = (struct params){.alpha = o.alpha, .l1 = o.l1, .l2 = o.l2, .l2v = 0.01, .l2b = -1};
     snprintf(t->source, sizeof(t->source), "%s", o.source != NULL ? o.source : "");
     t->trained_at = o.trained_at;
     t->off = malloc(sizeof(*t->off));
@@ -164,6 +181,20 @@ int rank_trainer_new(const struct ctr_schema *schema, const struct rank_train_op
     t->off[0] = 0;
     *ret = t;
     return 0;
+}
+
+int rank__trainer_tweak_field(struct rank_trainer *t, uint32_t f, double l2_factor)
+{
+    if (f >= t->cfg.nfields || !(l2_factor > 0))
+        return ADS_EINVAL;
+    t->fl2[f] = (float)l2_factor;
+    return 0;
+}
+
+void rank__trainer_tweak_bins(struct rank_trainer *t, double l2b, uint32_t bags)
+{
+    t->fixed.l2b = l2b;
+    t->bags = bags <= BAGS_MAX ? bags : BAGS_MAX;
 }
 
 void rank__trainer_tweak(struct rank_trainer *t, uint32_t numbins, bool refit)
@@ -194,10 +225,17 @@ static void add_sink(void *ctx, uint32_t idx, float x)
             return;
         }
         t->fval = fv;
+        uint16_t *ft = realloc(t->ftag, cap * sizeof(*ft));
+        if (ft == NULL) {
+            t->oom = true;
+            return;
+        }
+        t->ftag = ft;
         t->capfeat = cap;
     }
     t->fidx[t->nfeat] = idx;
     t->fval[t->nfeat] = x;
+    t->ftag[t->nfeat] = 0;
     t->nfeat++;
 }
 
@@ -235,6 +273,20 @@ int rank_trainer_add(struct rank_trainer *t, const struct ctr_row *row)
         t->nfeat = before;
         return ADS_ENOMEM;
     }
+    /* Tags the token weights (the second feature of a categorical value, in
+     * rank__emit's order) so that fit() can send rare ones to their field's
+     * rare weight; the trainer's configuration has no bitmap yet. */
+    size_t pos = before;
+    for (uint32_t i = 0; i < row->n; i++) {
+        uint32_t idx[RANK_VAL_FEATS];
+        float x[RANK_VAL_FEATS];
+        if (!rank__valid(&t->cfg, &row->v[i]))
+            continue;
+        uint32_t k = rank__val_feats(&t->cfg, &row->v[i], idx, x);
+        if (row->v[i].kind == CTR_CAT && k == 2 && pos + 1 < t->nfeat && t->fidx[pos + 1] == idx[1])
+            t->ftag[pos + 1] = (uint16_t)(1 + row->v[i].field);
+        pos += k;
+    }
     t->label[t->nrows] = row->label;
     t->nrows++;
     t->off[t->nrows] = t->nfeat;
@@ -254,6 +306,8 @@ int rank_trainer_add(struct rank_trainer *t, const struct ctr_row *row)
 
 struct learner {
     const struct rank_cfg *c;
+    const uint32_t *fidx; /* the rows' buckets, rare tokens already sent to their field's rare weight */
+    const float *bl2;     /* per bucket: a factor on the tokens' L2 (NULL: 1) */
     size_t nb; /* buckets; the bias is coordinate nb */
     struct params p;
     double *zs, *ns; /* FTRL state, nb + 1 */
@@ -288,6 +342,27 @@ static int learner_init(struct learner *l, const struct rank_cfg *c, const struc
         l->dense[c->present[f]] = 1;
         if (c->fields[f].kind == CTR_NUM && (c->numbins & RANK_NUM_CONT))
             l->dense[c->cont[f]] = 1;
+        if (c->fields[f].kind == CTR_NUM && (c->numbins & RANK_NUM_QUAD))
+            l->dense[rank__quad_bucket(c, f)] = 1;
+        if (c->fields[f].kind == CTR_NUM && (c->numbins & RANK_NUM_PROD))
+            for (uint32_t g = f + 1; g < c->nfields; g++)
+                if (c->fields[g].kind == CTR_NUM)
+                    l->dense[rank__prod_bucket(c, f, g)] = 1;
+        if (c->fields[f].kind == CTR_CAT && c->min_count > 1)
+            l->dense[c->cont[f]] = 1; /* the field's rare weight */
+        if (c->fields[f].kind == CTR_NUM && p->l2b >= 0) {
+            /* The buckets of the field's numeric bins (rank__val_feats): their own L2. */
+            for (int64_t v = -128; v <= 128; v++) {
+                double x0 = v < 0 ? -exp2((double)-v / 4) : exp2((double)v / 4) - 1;
+                struct ctr_value nv = {.field = f, .kind = CTR_NUM, .x = x0};
+                uint32_t idx[RANK_VAL_FEATS];
+                float x[RANK_VAL_FEATS];
+                uint32_t k = rank__val_feats(c, &nv, idx, x);
+                for (uint32_t q = 0; q < k; q++)
+                    if (l->dense[idx[q]] == 0 && x[q] == 1.0f)
+                        l->dense[idx[q]] = 3;
+            }
+        }
     }
     if (c->k > 0) {
         size_t nv = l->nb * c->k;
@@ -312,9 +387,10 @@ static double ftrl_w(const struct learner *l, size_t i)
 
     if (l->dense[i] != 0) {
         l1 = 0;
-        l2 = l->dense[i] == 2 ? 0 : L2_DENSE;
+        l2 = l->dense[i] == 2 ? 0 : l->dense[i] == 3 ? l->p.l2b : L2_DENSE;
+    } else if (l->bl2 != NULL) {
+        l2 *= l->bl2[i];
     }
-
     if (fabs(z) <= l1)
         return 0;
     return -(z - (z > 0 ? l1 : -l1)) / ((FTRL_BETA + sqrt(l->ns[i])) / l->p.alpha + l2);
@@ -338,7 +414,7 @@ static double learner_score(const struct learner *l, const struct rank_trainer *
     for (uint32_t f = 0; f < c->k; f++)
         s[f] = 0;
     for (size_t j = t->off[r]; j < t->off[r + 1]; j++) {
-        size_t i = t->fidx[j];
+        size_t i = l->fidx[j];
         double x = t->fval[j], wi = ftrl_w(l, i);
         if (w != NULL)
             w[j - t->off[r]] = wi;
@@ -367,7 +443,7 @@ static void learner_step(struct learner *l, const struct rank_trainer *t, size_t
 
     ftrl_update(l, l->nb, g, ftrl_w(l, l->nb));
     for (size_t j = t->off[r]; j < t->off[r + 1]; j++) {
-        size_t i = t->fidx[j];
+        size_t i = l->fidx[j];
         double x = t->fval[j];
         ftrl_update(l, i, g * x, w[j - t->off[r]]);
         for (uint32_t f = 0; f < c->k; f++) {
@@ -496,18 +572,26 @@ struct fit_ctx {
     size_t v0[FOLDS_MAX], v1[FOLDS_MAX]; /* fold j validates rows [v0, v1) */
     size_t ntrain[FOLDS_MAX];
     size_t *order[FOLDS_MAX]; /* fold j's training rows */
+    uint32_t bags; /* models per fold, 1..BAGS_MAX */
+    const uint32_t *map[FOLDS_MAX]; /* fold j's buckets (rare tokens remapped with its own counts) */
+    uint32_t *mapbuf[FOLDS_MAX];
     double *w;                /* per-row weight scratch */
     struct scored *sc;        /* out-of-fold scores, in row order from v0[0] */
     size_t nsc;
     double offset; /* log(neg_rate) */
 };
 
-static void score_rows(struct fit_ctx *x, const struct learner *l, size_t a, size_t b, struct scored *out)
+/* Scores rows [a, b) with the mean raw score of @p nl learners (a fold's bags). */
+static void score_rows(struct fit_ctx *x, const struct learner *l, uint32_t nl, size_t a, size_t b,
+                       struct scored *out)
 {
     double s[RANK_FM_K_MAX];
 
     for (size_t r = a; r < b; r++) {
-        out[r - a].s = learner_score(l, x->t, r, NULL, s) + x->offset;
+        double z = 0;
+        for (uint32_t k = 0; k < nl; k++)
+            z += learner_score(&l[k], x->t, r, NULL, s);
+        out[r - a].s = z / nl + x->offset;
         out[r - a].y = x->t->label[r];
         out[r - a].wt = x->t->label[r] == 1 ? 1 : 1 / x->t->neg_rate;
     }
@@ -526,20 +610,27 @@ struct run {
 static int run_cv(struct fit_ctx *x, const struct params *p, uint32_t epochs, struct scored *keep, struct run *ret,
                   float *avg, double *avg_bias)
 {
-    struct learner l[FOLDS_MAX];
-    uint64_t rng[FOLDS_MAX];
-    uint32_t best_e = 0, max_e = epochs != 0 ? epochs : EPOCHS_MAX;
+    struct learner l[FOLDS_MAX * BAGS_MAX];
+    uint64_t rng[FOLDS_MAX * BAGS_MAX];
+    uint32_t best_e = 0, max_e = epochs != 0 ? epochs : EPOCHS_MAX, nb = x->bags, nl = x->nfolds * nb;
     double best = INFINITY;
     int rc = 0;
 
-    for (uint32_t j = 0; j < x->nfolds; j++) {
-        rc = learner_init(&l[j], &x->t->cfg, p, x->t->seed + j);
+    /* Learner j * nb + b is bag b of fold j: the same rows in another order
+     * (and other FM starting factors). */
+    for (uint32_t k = 0; k < nl; k++) {
+        uint32_t j = k / nb, b = k % nb;
+        rc = learner_init(&l[k], &x->t->cfg, p, x->t->seed + j + 1000 * b);
         if (rc < 0) {
-            while (j-- > 0)
-                learner_free(&l[j]);
+            while (k-- > 0)
+                learner_free(&l[k]);
             return rc;
         }
-        rng[j] = x->t->seed ^ (0x0dde7ull + j);
+        l[k].fidx = x->map[j];
+        l[k].bl2 = x->t->bl2;
+        rng[k] = x->t->seed ^ (0x0dde7ull + j) ^ (b * 0x9e3779b97f4a7c15ull);
+    }
+    for (uint32_t j = 0; j < x->nfolds; j++) {
         size_t n = 0;
         for (size_t r = 0; r < x->v0[j]; r++)
             x->order[j][n++] = r;
@@ -549,8 +640,9 @@ static int run_cv(struct fit_ctx *x, const struct params *p, uint32_t epochs, st
     }
     for (uint32_t e = 1; e <= max_e; e++) {
         for (uint32_t j = 0; j < x->nfolds; j++) {
-            learner_epoch(&l[j], x->t, x->order[j], x->ntrain[j], &rng[j], x->w);
-            score_rows(x, &l[j], x->v0[j], x->v1[j], x->sc + (x->v0[j] - x->v0[0]));
+            for (uint32_t b = 0; b < nb; b++)
+                learner_epoch(&l[j * nb + b], x->t, x->order[j], x->ntrain[j], &rng[j * nb + b], x->w);
+            score_rows(x, &l[j * nb], nb, x->v0[j], x->v1[j], x->sc + (x->v0[j] - x->v0[0]));
         }
         double loss = logloss_of(x->sc, x->nsc, 1, 0);
         if (epochs != 0 ? e == epochs : loss < best - 1e-7) {
@@ -567,22 +659,75 @@ static int run_cv(struct fit_ctx *x, const struct params *p, uint32_t epochs, st
          * (for LR exactly the mean of their scores), i.e. the models whose
          * out-of-fold scores the calibration was fitted on. */
         const struct rank_cfg *c = &x->t->cfg;
-        size_t nb = (size_t)1 << c->bits;
-        double inv = 1.0 / x->nfolds;
+        size_t nbk = (size_t)1 << c->bits;
+        double inv = 1.0 / nl;
         *avg_bias = 0;
-        for (uint32_t j = 0; j < x->nfolds; j++) {
-            *avg_bias += inv * ftrl_w(&l[j], nb);
-            for (size_t i = 0; i < nb; i++) {
+        for (uint32_t j = 0; j < nl; j++) {
+            *avg_bias += inv * ftrl_w(&l[j], nbk);
+            for (size_t i = 0; i < nbk; i++) {
                 avg[i * c->stride] += (float)(inv * ftrl_w(&l[j], i));
                 for (uint32_t f = 0; f < c->k; f++)
                     avg[i * c->stride + 1 + f] += (float)(inv * l[j].v[i * c->k + f]);
             }
         }
     }
-    for (uint32_t j = 0; j < x->nfolds; j++)
+    for (uint32_t j = 0; j < nl; j++)
         learner_free(&l[j]);
     ret->loss = best;
     ret->epochs = best_e;
+    return 0;
+}
+
+/*
+ * Rare tokens. Counts how often each token bucket occurs in the rows outside
+ * [a, b) (a fold's training rows: the rows it validates are not counted, as
+ * serving traffic is not) and writes to @p out every row's buckets with the
+ * tokens seen fewer than @p min times sent to their field's rare weight.
+ * @p bits (may be NULL) gets the bitmap of frequent buckets for the file.
+ */
+static int remap(const struct rank_trainer *t, uint32_t min, size_t a, size_t b, uint32_t *out, uint64_t *bits)
+{
+    size_t nb = (size_t)1 << t->cfg.bits;
+    uint16_t *cnt = calloc(nb, sizeof(*cnt));
+
+    if (cnt == NULL)
+        return ADS_ENOMEM;
+    for (size_t r = 0; r < t->nrows; r++) {
+        if (r >= a && r < b)
+            continue;
+        for (size_t j = t->off[r]; j < t->off[r + 1]; j++)
+            if (t->ftag[j] != 0 && cnt[t->fidx[j]] < min)
+                cnt[t->fidx[j]]++;
+    }
+    for (size_t j = 0; j < t->nfeat; j++)
+        out[j] = t->ftag[j] != 0 && cnt[t->fidx[j]] < min ? t->cfg.cont[t->ftag[j] - 1] : t->fidx[j];
+    if (bits != NULL) {
+        memset(bits, 0, nb / 8);
+        for (size_t i = 0; i < nb; i++)
+            if (cnt[i] >= min)
+                bits[i >> 6] |= 1ull << (i & 63);
+    }
+    free(cnt);
+    return 0;
+}
+
+/* Sets the folds' bucket maps for threshold @p min (1: the buckets as added). */
+static int set_maps(struct fit_ctx *x, uint32_t min)
+{
+    struct rank_trainer *t = x->t;
+
+    t->cfg.min_count = min > 1 ? min : 0;
+    for (uint32_t j = 0; j < x->nfolds; j++) {
+        x->map[j] = t->fidx;
+        if (min <= 1)
+            continue;
+        if (x->mapbuf[j] == NULL && (x->mapbuf[j] = malloc((t->nfeat + 1) * sizeof(uint32_t))) == NULL)
+            return ADS_ENOMEM;
+        int rc = remap(t, min, x->v0[j], x->v1[j], x->mapbuf[j], NULL);
+        if (rc < 0)
+            return rc;
+        x->map[j] = x->mapbuf[j];
+    }
     return 0;
 }
 
@@ -607,17 +752,19 @@ static size_t grid(const struct rank_trainer *t, struct params *g, size_t max)
             for (size_t c = 0; c < sizeof(l2s) / sizeof(l2s[0]); c++)
                 for (size_t d = 0; d < (t->cfg.k > 0 ? sizeof(l2vs) / sizeof(l2vs[0]) : 1); d++)
                     if (n < max)
-                        g[n++] = (struct params){alphas[a], l1s[b], l2s[c], l2vs[d]};
+                        g[n++] = (struct params){alphas[a], l1s[b], l2s[c], l2vs[d], t->fixed.l2b};
     return n;
 }
 
 int rank_trainer_fit(struct rank_trainer *t, void (*progress)(void *ctx, double frac), void *ctx,
                      struct ads_diag *diag)
 {
-    struct fit_ctx x = {.t = t, .offset = log(t->neg_rate)};
+    struct fit_ctx x = {.t = t, .offset = log(t->neg_rate), .bags = 1};
     struct params g[128];
     size_t ng = grid(t, g, sizeof(g) / sizeof(g[0])), best = 0;
-    struct run runs[128];
+    struct run runs[128], best_run = {INFINITY, 0};
+    static const uint32_t mins_tuned[] = {1, 2, 3, 5};
+    uint32_t nmin = t->min_count == 0 ? sizeof(mins_tuned) / sizeof(mins_tuned[0]) : 1, best_min = 1;
     struct scored *keep = NULL, *cand = NULL;
     struct learner l;
     int rc = 0;
@@ -661,19 +808,59 @@ int rank_trainer_fit(struct rank_trainer *t, void (*progress)(void *ctx, double 
     if (!ok)
         goto oom;
 
-    /* 1. every setting, scored out of fold; the best one's scores kept for calibration */
-    for (size_t i = 0; i < ng; i++) {
-        rc = run_cv(&x, &g[i], t->epochs, cand, &runs[i], NULL, NULL);
+    bool any_fl2 = false;
+    for (uint32_t f = 0; f < t->cfg.nfields; f++)
+        any_fl2 = any_fl2 || (t->fl2[f] != 0 && t->fl2[f] != 1);
+    if (any_fl2) {
+        if ((t->bl2 = malloc(((size_t)1 << t->cfg.bits) * sizeof(float))) == NULL)
+            goto oom;
+        for (size_t i = 0; i < (size_t)1 << t->cfg.bits; i++)
+            t->bl2[i] = 1;
+        for (size_t j = 0; j < t->nfeat; j++)
+            if (t->ftag[j] != 0 && t->fl2[t->ftag[j] - 1] != 0)
+                t->bl2[t->fidx[j]] = t->fl2[t->ftag[j] - 1];
+    }
+    /* 1. every setting, scored out of fold; the best one's scores kept for
+     * calibration. The rare-token threshold is searched second, at the best
+     * setting of the first threshold (every token its own weight, or the
+     * one asked for): a grid over both would take nmin times as long. */
+    for (uint32_t mi = 0; mi < nmin; mi++) {
+        uint32_t min = t->min_count != 0 ? t->min_count : mins_tuned[mi];
+        if (set_maps(&x, min) < 0)
+            goto oom;
+        for (size_t i = mi == 0 ? 0 : best; i < (mi == 0 ? ng : best + 1); i++) {
+            rc = run_cv(&x, &g[i], t->epochs, cand, &runs[i], NULL, NULL);
+            if (rc < 0)
+                goto oom;
+            if (runs[i].loss < best_run.loss) {
+                struct scored *tmp = keep;
+                best = i;
+                best_min = min;
+                best_run = runs[i];
+                keep = cand;
+                cand = tmp;
+            }
+            if (progress != NULL)
+                progress(ctx, 0.9 * (double)(mi == 0 ? i + 1 : ng + mi) / (double)(ng + nmin - 1));
+        }
+    }
+    if (!isfinite(best_run.loss)) {
+        rc = ads_diag_set(diag, ADS_EINVAL, NULL,
+                          "training diverged (the validation loss is not a number): check the input's values");
+        goto out;
+    }
+    /* Bagging (cross-validation only): the chosen setting again with several
+     * models per fold (other row orders), scored by their mean. Measured on
+     * Criteo: the out-of-fold log loss no longer depends on the seed (0.4477
+     * for seeds 1-3, against 0.4477-0.4490 with one model per fold). The
+     * passes are chosen again: a mean of models may want a few more. */
+    if (x.nfolds > 1 && (t->bags != 1)) {
+        x.bags = t->bags != 0 ? t->bags : BAGS_DEFAULT;
+        if (set_maps(&x, best_min) < 0)
+            goto oom;
+        rc = run_cv(&x, &g[best], t->epochs, keep, &best_run, NULL, NULL);
         if (rc < 0)
             goto oom;
-        if (i == 0 || runs[i].loss < runs[best].loss) {
-            struct scored *tmp = keep;
-            best = i;
-            keep = cand;
-            cand = tmp;
-        }
-        if (progress != NULL)
-            progress(ctx, 0.9 * (double)(i + 1) / (double)ng);
     }
 
     /* 2. calibration and the metrics snapshot, from the out-of-fold scores */
@@ -698,12 +885,25 @@ int rank_trainer_fit(struct rank_trainer *t, void (*progress)(void *ctx, double 
      * settings (large logs: 80% or 100% of the rows make little difference). */
     size_t nb = (size_t)1 << t->cfg.bits, stride = t->cfg.stride;
     size_t nfinal = x.nfolds > 1 || t->refit ? t->nrows : x.v0[0];
+    /* The final model's rare tokens: counted over all the rows it trains on. */
+    t->cfg.min_count = best_min > 1 ? best_min : 0;
+    if (best_min > 1) {
+        if ((t->freq = malloc(nb / 8)) == NULL)
+            goto oom;
+        if (remap(t, best_min, nfinal, t->nrows, x.mapbuf[0], t->freq) < 0)
+            goto oom;
+        for (uint32_t j = 0; j < x.nfolds; j++)
+            x.map[j] = x.mapbuf[0];
+    } else {
+        for (uint32_t j = 0; j < x.nfolds; j++)
+            x.map[j] = t->fidx;
+    }
     float *w = calloc(nb * stride, sizeof(float));
     if (w == NULL)
         goto oom;
     if (x.nfolds > 1) {
         struct run again;
-        rc = run_cv(&x, &g[best], runs[best].epochs, NULL, &again, w, &mt->bias);
+        rc = run_cv(&x, &g[best], best_run.epochs, NULL, &again, w, &mt->bias);
         if (rc < 0) {
             free(w);
             goto oom;
@@ -714,10 +914,12 @@ int rank_trainer_fit(struct rank_trainer *t, void (*progress)(void *ctx, double 
             free(w);
             goto oom;
         }
+        l.fidx = x.map[0];
+        l.bl2 = t->bl2;
         uint64_t rng = t->seed ^ 0xf1aull;
         for (size_t r = 0; r < nfinal; r++)
             x.order[0][r] = r;
-        for (uint32_t e = 0; e < runs[best].epochs; e++)
+        for (uint32_t e = 0; e < best_run.epochs; e++)
             learner_epoch(&l, t, x.order[0], nfinal, &rng, x.w);
         for (size_t i = 0; i < nb; i++) {
             w[i * stride] = (float)ftrl_w(&l, i);
@@ -738,8 +940,9 @@ int rank_trainer_fit(struct rank_trainer *t, void (*progress)(void *ctx, double 
     mt->l1 = g[best].l1;
     mt->l2 = g[best].l2;
     mt->alpha = g[best].alpha;
-    mt->epochs = runs[best].epochs;
+    mt->epochs = best_run.epochs;
     snprintf(mt->source, sizeof(mt->source), "%s", t->source);
+    t->cfg.freq = t->freq;
     rc = rank__image_build(&t->cfg, w, mt, &t->image, &t->image_size, diag);
     free(w);
     if (progress != NULL && rc == 0)
@@ -748,8 +951,10 @@ int rank_trainer_fit(struct rank_trainer *t, void (*progress)(void *ctx, double 
 oom:
     rc = ads_diag_set(diag, ADS_ENOMEM, NULL, "out of memory training (2^%u buckets)", t->cfg.bits);
 out:
-    for (uint32_t j = 0; j < x.nfolds; j++)
+    for (uint32_t j = 0; j < x.nfolds; j++) {
         free(x.order[j]);
+        free(x.mapbuf[j]);
+    }
     free(x.w);
     free(x.sc);
     free(keep);
@@ -806,6 +1011,9 @@ void rank_trainer_free(struct rank_trainer *t)
     free(t->label);
     free(t->fidx);
     free(t->fval);
+    free(t->ftag);
+    free(t->bl2);
+    free(t->freq);
     free(t->image);
     free(t);
 }

@@ -47,6 +47,7 @@ static uint32_t bid_members(const struct ortb_bid *b)
     n += has(b->nurl) + has(b->burl) + has(b->lurl);
     n += (b->nadomain > 0) + (b->ncat > 0) + (b->cattax > 0) + (b->mtype > 0);
     n += (b->w > 0 && b->h > 0) ? 2 : 0;
+    n += has(b->model);
     return n;
 }
 
@@ -98,6 +99,15 @@ static void write_bid(struct docw *w, const struct ortb_bid *b)
         kv_str(w, "burl", b->burl);
     if (has(b->lurl))
         kv_str(w, "lurl", b->lurl);
+    if (has(b->model)) {
+        docw_key(w, "ext");
+        docw_map(w, 1);
+        docw_key(w, "adsmith");
+        docw_map(w, 1);
+        kv_str(w, "model", b->model);
+        docw_map_end(w);
+        docw_map_end(w);
+    }
     docw_map_end(w);
 }
 

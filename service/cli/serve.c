@@ -11,6 +11,7 @@
 #include "adsmith/cli.h"
 #include "adsmith/config.h"
 #include "adsmith/http.h"
+#include "adsmith/learn.h"
 #include "adsmith/log.h"
 #include "adsmith/mdl.h"
 #include "adsmith/metrics.h"
@@ -155,6 +156,28 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     serve_log_model(&app, "model loaded");
+    if (cfg.online_learning) {
+        struct lrn_opts lo = {cfg.online_window_s, cfg.online_publish_s, cfg.online_pending_max};
+        struct lrn_stats ls;
+        if ((rc = lrn_new(&lo, app.model, &app.learner, &d)) != 0) {
+            serve_log_failure("cannot start online learning", rc, d.message);
+            goto out;
+        }
+        if ((rc = lrn_start(app.learner)) != 0) {
+            serve_log_failure("cannot start the online learning thread", rc, ads_err_message(rc));
+            goto out;
+        }
+        lrn_stats(app.learner, &ls);
+        lg_begin(&r, ls.last_error[0] != '\0' ? LG_WARN : LG_INFO, "online learning started");
+        lg_str(&r, "status", ls.status);
+        lg_str(&r, "base", ls.base_version);
+        lg_uint(&r, "window_s", cfg.online_window_s);
+        lg_uint(&r, "publish_s", cfg.online_publish_s);
+        lg_uint(&r, "pending_max", cfg.online_pending_max);
+        if (ls.last_error[0] != '\0')
+            lg_str(&r, "detail", ls.last_error);
+        lg_end(&r);
+    }
     if ((rc = srv_new(&app, &d, &srv)) != 0) {
         serve_log_failure("cannot start the server", rc, d.message);
         status = rc == ADS_ECONFIG ? 2 : 1;
@@ -173,6 +196,7 @@ int cli_serve(int argc, char **argv)
 
 out:
     srv_free(srv);
+    lrn_free(app.learner); /* after the workers (they submit), before the model it publishes to */
     mdl_stop(app.model);
     catl_stop(app.catalog);
     camp_validator_free(app.campaign_validator);

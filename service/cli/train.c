@@ -25,8 +25,10 @@ static void train_usage(FILE *out)
             "usage: adsmith train --input FILE --format F --out MODEL [OPTIONS]\n\n"
             "Trains adsmith's click model on a click log and writes it to MODEL (through a temporary\n"
             "file and a rename, so a reader never sees half a model). Rows are taken in file order and\n"
-            "the last --valid-frac of them choose the hyper-parameters and fit the calibration, so\n"
-            "give rows in time order. The same input, options and --seed give a byte-identical file.\n\n"
+            "the hyper-parameters and the calibration are chosen out of sample: up to 200,000 rows by\n"
+            "5-fold cross-validation over contiguous blocks of rows (--valid-frac does not apply), above\n"
+            "that on the last --valid-frac of the rows, so give rows in time order. The same input,\n"
+            "options and --seed give a byte-identical file.\n\n"
             "input:\n" CLI_CTR_INPUT_HELP "\n"
             "model (models/README.md explains each):\n"
             "  --out MODEL       where to write the model\n"
@@ -37,7 +39,8 @@ static void train_usage(FILE *out)
             "  --bits N          log2 of the hashed weight table, 10..24 (default 18)\n"
             "  --fm-k N          factors per feature for fm\n"
             "  --crosses A*B,... pairs of field names crossed\n"
-            "  --valid-frac F    share of the last rows used for validation, 0 < F <= 0.5 (default 0.2)\n"
+            "  --valid-frac F    over 200,000 rows: share of the last rows used for validation,\n"
+            "                    0 < F <= 0.5 (default 0.2)\n"
             "  --l1 X --l2 X --alpha X  FTRL-Proximal settings; default: chosen on the validation rows\n\n"
             "Exit status: 0 model written; 1 the input cannot be read, has more malformed lines than\n"
             "--max-bad, cannot train a model (too few rows, one class only) or the model cannot be\n"
@@ -96,8 +99,10 @@ static int train_parse(int argc, char **argv, struct train_args *a)
         } else if ((v = cli_opt_value(argc, argv, &i, "--crosses")) != NULL) {
             a->opts.crosses = v;
         } else if ((k = train_opt_of(argc, argv, &i, u32_names, 3, &v)) >= 0) {
-            if (!cli_parse_u64(v, &n) || n > UINT32_MAX) {
-                fprintf(stderr, "adsmith train: %s must be a whole number, not '%s'\n", u32_names[k], v);
+            /* 0 means "the default" to the trainer; given here it is a mistake, not a choice. */
+            if (!cli_parse_u64(v, &n) || n > UINT32_MAX || (n == 0 && u32_dst[k] != &a->opts.epochs)) {
+                fprintf(stderr, "adsmith train: %s must be a whole number%s, not '%s'\n", u32_names[k],
+                        u32_dst[k] != &a->opts.epochs ? " above 0" : "", v);
                 return 2;
             }
             *u32_dst[k] = (uint32_t)n;
@@ -108,6 +113,10 @@ static int train_parse(int argc, char **argv, struct train_args *a)
             }
             if (num_dst[k] == &a->opts.neg_rate && (x <= 0 || x > 1)) {
                 fprintf(stderr, "adsmith train: --neg-rate must be in (0, 1], not '%s'\n", v);
+                return 2;
+            }
+            if (num_dst[k] == &a->opts.valid_frac && (x <= 0 || x > 0.5)) {
+                fprintf(stderr, "adsmith train: --valid-frac must be in (0, 0.5], not '%s'\n", v);
                 return 2;
             }
             *num_dst[k] = x;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adsmith/bid.h"
 #include "adsmith/log.h"
 
 enum cfg_type { CFG_T_STR, CFG_T_LIST, CFG_T_UINT, CFG_T_SIZE, CFG_T_BOOL, CFG_T_LEVEL };
@@ -69,8 +70,27 @@ static const struct cfg_setting cfg_settings[] = {
     {"model", CFG_T_STR, OFF(model), "", 0, 0, 0, "FILE",
      "ranking model file (adsmith train, schema \"adsmith\"); empty: the default model built into the binary. "
      "SIGHUP and POST /v1/admin/model:reload load it again"},
+    {"online_learning", CFG_T_BOOL, OFF(online_learning), "false", 0, 0, 0, "BOOL",
+     "learn online: impression events with features and their clicks update the served model's weights"},
+    {"online_window_s", CFG_T_UINT, OFF(online_window_s), "600", 1, 86400, 0, "SECONDS",
+     "online learning: an impression without a click after this long counts as a negative"},
+    {"online_publish_s", CFG_T_UINT, OFF(online_publish_s), "10", 1, 86400, 0, "SECONDS",
+     "online learning: publish a snapshot of the learned weights this often (when something was learned)"},
+    {"online_pending_max", CFG_T_UINT, OFF(online_pending_max), "1000000", 1, 10000000, 0, "N",
+     "online learning: impressions waiting for a click; beyond it the oldest counts as a negative early"},
     {"log_level", CFG_T_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL", "debug, info, warn or error"},
     {"access_log", CFG_T_BOOL, OFF(access_log), "false", 0, 0, 0, "BOOL", "log one record per request"},
+    /* issue 6: bidding */
+    {"notice_url", CFG_T_STR, OFF(notice_url), "http://127.0.0.1:8080", 0, 0, 0, "URL",
+     "scheme and host the win/bill/loss notice URLs of bids start with (https in production)"},
+    {"notice_key", CFG_T_STR, OFF(notice_key), "", 0, 0, 0, "HEX",
+     "64 hex digits: the HMAC-SHA256 key that signs notice URLs; empty: a key generated once and kept in LMDB"},
+    {"bid_shading_pct", CFG_T_UINT, OFF(bid_shading_pct), "85", 1, 100, 0, "PERCENT",
+     "first-price (at=1) bids are this percentage of the bid's value"},
+    {"bid_max_cpm_micros", CFG_T_UINT, OFF(bid_max_cpm_micros), "50000000", 0, 4000000000u, 0, "MICROS",
+     "the most any bid pays per 1000 impressions, in USD micros; 0: no cap beyond each campaign's"},
+    {"fx_rates", CFG_T_STR, OFF(fx_rates), "EUR=1.08,GBP=1.27,JPY=0.0067", 0, 0, 0, "LIST",
+     "USD per unit of each currency bids, floors and spend are converted with (USD=1 always)"},
 };
 
 #define CFG_NSETTINGS (sizeof(cfg_settings) / sizeof(cfg_settings[0]))
@@ -503,6 +523,36 @@ static const char *cfg_find_config_path(int argc, char *const argv[], char *cons
     return path != NULL && path[0] != '\0' ? path : NULL;
 }
 
+/*
+ * The bid settings are checked here, not where they are used: a notice key
+ * or a currency table that could not be read would otherwise make every bid
+ * request a 204 and every notice a 403, with nothing in the log to say why.
+ */
+static int cfg_check_bid(const struct cfg *c, struct ads_diag *diag)
+{
+    struct bid_fx fx;
+    struct ads_diag fd;
+    const char *u = c->notice_url;
+
+    if (c->notice_key != NULL) {
+        size_t n = strlen(c->notice_key);
+        if (n != 2 * BID_KEY_BYTES || strspn(c->notice_key, "0123456789abcdefABCDEF") != n)
+            return ads_diag_set(diag, ADS_ECONFIG, "/notice_key",
+                                "notice_key: must be %d hex digits (e.g. from `openssl rand -hex 32`), "
+                                "or empty for a key kept in the data directory; got %zu characters",
+                                2 * BID_KEY_BYTES, n);
+    }
+    if (bid_fx_parse(c->fx_rates, &fx, &fd) != 0)
+        return ads_diag_set(diag, ADS_ECONFIG, "/fx_rates", "fx_rates: %s (write CODE=USD_PER_UNIT,..., e.g. "
+                            "EUR=1.08,GBP=1.27)", fd.message);
+    if (u != NULL && ((strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) ||
+                      u[strlen(u) - 1] == '/' || strpbrk(u, " \t\"<>?#") != NULL))
+        return ads_diag_set(diag, ADS_ECONFIG, "/notice_url",
+                            "notice_url: must be a scheme and host (and optional path) without a trailing '/', "
+                            "query or fragment, e.g. https://bid.example.com");
+    return 0;
+}
+
 int cfg_load(struct cfg *c, int argc, char *const argv[], char *const envp[], struct ads_diag *ret_diag)
 {
     struct ads_diag scratch;
@@ -544,6 +594,8 @@ int cfg_load(struct cfg *c, int argc, char *const argv[], char *const envp[], st
         rc = ads_diag_set(ret_diag, ADS_ECONFIG, "/listen", "listen: at least one address is needed");
         goto fail;
     }
+    if ((rc = cfg_check_bid(c, ret_diag)) != 0)
+        goto fail;
     if (c->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->threads = n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;

@@ -6,12 +6,76 @@
 #include "adsmith/config.h"
 #include "adsmith/doc.h"
 #include "adsmith/handlers.h"
+#include "adsmith/learn.h"
 #include "adsmith/mdl.h"
 #include "adsmith/rank.h"
 #include "body.h"
 
 #define MODEL_SCORE_MAX_CANDIDATES 64
 #define MODEL_SCORE_MAX_TOKEN 256 /* bytes of one feature value */
+
+/* The "online" member: online learning's counters and progressive validation (learn.h). */
+static void model_online(struct lrn *l, struct docw *w)
+{
+    struct lrn_stats s;
+
+    if (l == NULL) {
+        docw_map(w, 1);
+        docw_key(w, "enabled");
+        docw_bool(w, false);
+        docw_map_end(w);
+        return;
+    }
+    lrn_stats(l, &s);
+    docw_map(w, 23);
+    docw_key(w, "enabled");
+    docw_bool(w, true);
+    docw_key(w, "status");
+    docw_cstr(w, s.status);
+    docw_key(w, "base_version");
+    docw_cstr(w, s.base_version);
+    docw_key(w, "version");
+    docw_cstr(w, s.version);
+    docw_key(w, "impressions");
+    docw_uint(w, s.impressions);
+    docw_key(w, "clicks");
+    docw_uint(w, s.clicks);
+    docw_key(w, "pending");
+    docw_uint(w, s.pending);
+    docw_key(w, "positives");
+    docw_uint(w, s.positives);
+    docw_key(w, "negatives");
+    docw_uint(w, s.negatives);
+    docw_key(w, "early_negatives");
+    docw_uint(w, s.early_negatives);
+    docw_key(w, "unmatched_clicks");
+    docw_uint(w, s.unmatched);
+    docw_key(w, "repeated_impressions");
+    docw_uint(w, s.repeated);
+    docw_key(w, "dropped");
+    docw_uint(w, s.dropped);
+    docw_key(w, "publishes");
+    docw_uint(w, s.publishes);
+    docw_key(w, "publish_failures");
+    docw_uint(w, s.publish_failures);
+    docw_key(w, "resets");
+    docw_uint(w, s.resets);
+    docw_key(w, "published_at");
+    docw_int(w, s.published_at);
+    docw_key(w, "examples");
+    docw_uint(w, s.pv.examples);
+    docw_key(w, "logloss");
+    docw_double(w, s.pv.logloss);
+    docw_key(w, "calibration");
+    docw_double(w, s.pv.calibration);
+    docw_key(w, "auc");
+    docw_double(w, s.pv.auc);
+    docw_key(w, "auc_examples");
+    docw_uint(w, s.pv.auc_examples);
+    docw_key(w, "last_error");
+    docw_cstr(w, s.last_error);
+    docw_map_end(w);
+}
 
 void model_get(struct http_req *r)
 {
@@ -25,9 +89,9 @@ void model_get(struct http_req *r)
     mdl_stats(r->app->model, &st);
     m = mdl_enter(r->app->model, r->hw->idx);
     rank_model_info(m, &in);
-    buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, 2048), 2048);
+    buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, 4096), 4096);
     docw_init(&w, fmt, &b);
-    docw_map(&w, 22);
+    docw_map(&w, 23);
     docw_key(&w, "version");
     docw_cstr(&w, in.version);
     docw_key(&w, "source");
@@ -73,6 +137,8 @@ void model_get(struct http_req *r)
     docw_cstr(&w, st.last_error);
     docw_key(&w, "path");
     docw_cstr(&w, r->app->cfg->model != NULL ? r->app->cfg->model : "");
+    docw_key(&w, "online");
+    model_online(r->app->learner, &w);
     docw_map_end(&w);
     http_send_doc(r, 200, fmt, &b);
 }

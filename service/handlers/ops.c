@@ -1,8 +1,10 @@
 #include <h2o/version.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <string.h>
 
 #include "adsmith/handlers.h"
+#include "adsmith/learn.h"
 #include "adsmith/mdl.h"
 #include "adsmith/store.h"
 #include "adsmith/version.h"
@@ -41,7 +43,7 @@ void ops_readyz(struct http_req *r)
 void ops_metrics(struct http_req *r)
 {
     struct app *app = r->app;
-    size_t cap = met_render_bound(app->metrics) + 4096;
+    size_t cap = met_render_bound(app->metrics) + 8192;
     char *mem = h2o_mem_alloc_pool(&r->req->pool, cap);
     struct store *store = app_store(app);
     struct store_stats st = {0};
@@ -98,6 +100,55 @@ void ops_metrics(struct http_req *r)
                    "# TYPE adsmith_model_loaded_time_seconds gauge\nadsmith_model_loaded_time_seconds %" PRId64 "\n",
                    ms.version, ms.source, ms.loads, ms.failures, ms.loaded_at);
     }
+    if (app->learner != NULL) {
+        struct lrn_stats ls;
+        lrn_stats(app->learner, &ls);
+        buf_printf(&b,
+                   "# HELP adsmith_online_learning 1 while online learning updates the model (0: stopped, see GET "
+                   "/v1/admin/model).\n# TYPE adsmith_online_learning gauge\nadsmith_online_learning %d\n"
+                   "# HELP adsmith_online_events_total Committed events the learner took, by type.\n"
+                   "# TYPE adsmith_online_events_total counter\n"
+                   "adsmith_online_events_total{type=\"impression\"} %" PRIu64 "\n"
+                   "adsmith_online_events_total{type=\"click\"} %" PRIu64 "\n"
+                   "# HELP adsmith_online_examples_total Examples learned, by label.\n"
+                   "# TYPE adsmith_online_examples_total counter\n"
+                   "adsmith_online_examples_total{label=\"1\"} %" PRIu64 "\n"
+                   "adsmith_online_examples_total{label=\"0\"} %" PRIu64 "\n"
+                   "# HELP adsmith_online_early_negatives_total Impressions learned as negatives before their window "
+                   "ended (online_pending_max).\n# TYPE adsmith_online_early_negatives_total counter\n"
+                   "adsmith_online_early_negatives_total %" PRIu64 "\n"
+                   "# HELP adsmith_online_pending Impressions waiting for a click.\n"
+                   "# TYPE adsmith_online_pending gauge\nadsmith_online_pending %" PRIu64 "\n"
+                   "# HELP adsmith_online_ignored_total Events the learner ignored: clicks with no pending "
+                   "impression, impressions already pending.\n# TYPE adsmith_online_ignored_total counter\n"
+                   "adsmith_online_ignored_total{reason=\"unmatched_click\"} %" PRIu64 "\n"
+                   "adsmith_online_ignored_total{reason=\"repeated_impression\"} %" PRIu64 "\n"
+                   "# HELP adsmith_online_dropped_total Events dropped on the way to the learner (its queue was "
+                   "full).\n# TYPE adsmith_online_dropped_total counter\nadsmith_online_dropped_total %" PRIu64 "\n"
+                   "# HELP adsmith_online_publishes_total Snapshots published as the served model.\n"
+                   "# TYPE adsmith_online_publishes_total counter\nadsmith_online_publishes_total %" PRIu64 "\n"
+                   "# HELP adsmith_online_publish_failures_total Snapshots that could not be published.\n"
+                   "# TYPE adsmith_online_publish_failures_total counter\n"
+                   "adsmith_online_publish_failures_total %" PRIu64 "\n"
+                   "# HELP adsmith_online_resets_total Restarts of the learner from a reloaded model file.\n"
+                   "# TYPE adsmith_online_resets_total counter\nadsmith_online_resets_total %" PRIu64 "\n"
+                   "# HELP adsmith_online_logloss Progressive validation: mean log loss of each example's prediction "
+                   "made before it was learned.\n# TYPE adsmith_online_logloss gauge\nadsmith_online_logloss %.6f\n"
+                   "# HELP adsmith_online_calibration Progressive validation: sum of predictions / clicks (1 is "
+                   "calibrated).\n# TYPE adsmith_online_calibration gauge\nadsmith_online_calibration %.6f\n"
+                   "# HELP adsmith_online_auc Progressive validation: ROC AUC over the last %d examples.\n"
+                   "# TYPE adsmith_online_auc gauge\nadsmith_online_auc %.6f\n",
+                   strcmp(ls.status, "learning") == 0, ls.impressions, ls.clicks, ls.positives, ls.negatives,
+                   ls.early_negatives, ls.pending, ls.unmatched, ls.repeated, ls.dropped, ls.publishes,
+                   ls.publish_failures, ls.resets, ls.pv.logloss, ls.pv.calibration, LRN_AUC_WINDOW, ls.pv.auc);
+    }
+    /* issue 6: signed notices received, and those refused for their signature */
+    buf_printf(&b,
+               "# HELP adsmith_bid_notices_total Win, bill and loss notices received.\n"
+               "# TYPE adsmith_bid_notices_total counter\nadsmith_bid_notices_total %lu\n"
+               "# HELP adsmith_bid_notices_forged_total Notices refused because their signature did not match.\n"
+               "# TYPE adsmith_bid_notices_forged_total counter\nadsmith_bid_notices_forged_total %lu\n",
+               bid_handler_notices(), bid_handler_forged());
     if (b.overflow) {
         http_send_error(r, ADS_EINTERNAL, NULL, "the metrics text outgrew its buffer");
         return;

@@ -22,6 +22,10 @@ static const struct http_route http_route_table[] = {
     {"GET", "/v1/admin/model", model_get, HTTP_ADMIN},
     {"POST", "/v1/admin/model:reload", model_reload, HTTP_ADMIN},
     {"POST", "/v1/admin/model:score", model_score, HTTP_ADMIN},
+    /* issue 6: exchanges hold no API key; notices are authenticated by their HMAC signature */
+    {"POST", "/openrtb2/bid", bid_post, HTTP_OPEN},
+    {"GET", "/v1/notice/{id}", notice_post, HTTP_OPEN},
+    {"POST", "/v1/notice/{id}", notice_post, HTTP_OPEN},
 };
 
 #define HTTP_NROUTES (sizeof(http_route_table) / sizeof(http_route_table[0]))

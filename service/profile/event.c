@@ -1,8 +1,10 @@
 #include "adsmith/event.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "adsmith/rank.h"
 #include "fields.h"
 
 static const char *const evt_type_names[EVT_NTYPES] = {"impression", "click", "conversion", "custom"};
@@ -29,11 +31,96 @@ enum {
     EVT_K_INTERESTS,
     EVT_K_WEIGHT,
     EVT_K_VALUE,
+    EVT_K_IMPRESSION_ID,
+    EVT_K_FEATURES,
     EVT_NKEYS
 };
 
-static const char *const evt_keys[EVT_NKEYS] = {"id",      "type", "user",      "source", "ts",   "campaign",
-                                                "variant", "name", "interests", "weight", "value"};
+static const char *const evt_keys[EVT_NKEYS] = {"id",      "type", "user",      "source", "ts",
+                                                "campaign", "variant", "name", "interests", "weight",
+                                                "value",   "impression_id", "features"};
+
+/* The ranking model's serving schema, indexed by enum rank_field. */
+static const struct {
+    const char *name;
+    enum ctr_kind kind;
+} evt_feature_fields[] = {
+#define EVT_FIELD_(e, name, kind, group) {name, kind},
+    RANK_ADSMITH_FIELDS(EVT_FIELD_)
+#undef EVT_FIELD_
+};
+
+#define EVT_NFEATURE_FIELDS (sizeof(evt_feature_fields) / sizeof(evt_feature_fields[0]))
+_Static_assert(EVT_NFEATURE_FIELDS <= 32, "a field is marked seen in a 32-bit mask");
+
+static int evt_feature_token(struct fld_ctx *c, const msgpack_object *o, uint32_t f, struct ctr_value *ret,
+                             uint32_t *n)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > EVT_FEATURE_TOKEN_MAX ||
+        !fld_is_text(o->via.str.ptr, o->via.str.size))
+        return fld_fail(c, "must be a string of 1 to %d bytes without control characters", EVT_FEATURE_TOKEN_MAX);
+    if (*n == EVT_MAX_FEATURES)
+        return fld_fail(c, "is one value too many: an impression carries at most %d feature values", EVT_MAX_FEATURES);
+    ret[*n] = (struct ctr_value){.field = f, .kind = CTR_CAT, .token = ctr_hash(o->via.str.ptr, o->via.str.size, 0),
+                                 .x = 1.0};
+    (*n)++;
+    return 0;
+}
+
+/* "features": {name: token | [tokens] | number}; values into @p ret (EVT_MAX_FEATURES of room). */
+static int evt_parse_features(struct fld_ctx *c, const msgpack_object *o, struct ctr_value *ret, uint32_t *ret_n)
+{
+    uint32_t n = 0, seen = 0;
+    int rc;
+
+    if ((rc = fld_want(c, o, MSGPACK_OBJECT_MAP, "an object of feature names to values")) != 0)
+        return rc;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        uint32_t f = 0;
+        while (f < EVT_NFEATURE_FIELDS &&
+               !(k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(evt_feature_fields[f].name) &&
+                 memcmp(k->via.str.ptr, evt_feature_fields[f].name, k->via.str.size) == 0))
+            f++;
+        if (f == EVT_NFEATURE_FIELDS)
+            return fld_fail(c, "\"%.*s\" is not a feature of the serving schema (rank.h RANK_ADSMITH_FIELDS: site, app, "
+                               "domain, creative, ...)",
+                            k->type == MSGPACK_OBJECT_STR ? (k->via.str.size > 32 ? 32 : (int)k->via.str.size) : 0,
+                            k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "");
+        size_t mark = fld_push_key(c, evt_feature_fields[f].name);
+        if (seen & (1u << f))
+            return fld_fail(c, "is given twice");
+        seen |= 1u << f;
+        if (evt_feature_fields[f].kind == CTR_NUM) {
+            double x;
+            if ((rc = fld_want(c, v, MSGPACK_OBJECT_FLOAT64, "a number")) != 0)
+                return rc;
+            x = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER   ? (double)v->via.u64
+                : v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (double)v->via.i64
+                                                             : v->via.f64;
+            if (!(fabs(x) <= EVT_FEATURE_NUM_MAX))
+                return fld_fail(c, "must be a number from -%g to %g", EVT_FEATURE_NUM_MAX, EVT_FEATURE_NUM_MAX);
+            if (n == EVT_MAX_FEATURES)
+                return fld_fail(c, "is one value too many: an impression carries at most %d feature values",
+                                EVT_MAX_FEATURES);
+            ret[n++] = (struct ctr_value){.field = f, .kind = CTR_NUM, .x = x};
+        } else if (v->type == MSGPACK_OBJECT_ARRAY) {
+            if ((rc = fld_list(c, v, EVT_MAX_FEATURES)) != 0)
+                return rc;
+            for (uint32_t j = 0; j < v->via.array.size; j++) {
+                size_t m2 = fld_push_index(c, j);
+                if ((rc = evt_feature_token(c, &v->via.array.ptr[j], f, ret, &n)) != 0)
+                    return rc;
+                fld_pop(c, m2);
+            }
+        } else if ((rc = evt_feature_token(c, v, f, ret, &n)) != 0) {
+            return rc;
+        }
+        fld_pop(c, mark);
+    }
+    *ret_n = n;
+    return 0;
+}
 
 static int evt_parse_type(struct fld_ctx *c, const msgpack_object *o, struct evt *e)
 {
@@ -71,6 +158,8 @@ static int evt_parse_interests(struct fld_ctx *c, const msgpack_object *o, struc
 static int evt_parse_one(struct fld_ctx *c, const msgpack_object *o, uint64_t now, struct evt *e)
 {
     const msgpack_object *f[EVT_NKEYS];
+    struct ctr_value feat[EVT_MAX_FEATURES];
+    uint32_t nfeat;
     size_t mark;
     int rc = 0;
 
@@ -116,6 +205,13 @@ static int evt_parse_one(struct fld_ctx *c, const msgpack_object *o, uint64_t no
             else
                 e->value = (int64_t)f[k]->via.u64;
             break;
+        case EVT_K_IMPRESSION_ID: rc = fld_str(c, f[k], EVT_ID_MAX, e->impression_id); break;
+        case EVT_K_FEATURES:
+            /* Checked here, whether or not a learner runs; the learner reads
+             * them again from the document (evt_features_from_doc). */
+            rc = evt_parse_features(c, f[k], feat, &nfeat);
+            e->has_features = 1;
+            break;
         default: break;
         }
         if (rc == 0)
@@ -128,6 +224,18 @@ static int evt_parse_one(struct fld_ctx *c, const msgpack_object *o, uint64_t no
     if (e->type == EVT_CUSTOM && e->name[0] == '\0') {
         fld_push_key(c, "name");
         return fld_fail(c, "is required for a custom event");
+    }
+    if (e->impression_id[0] != '\0' && e->type != EVT_IMPRESSION && e->type != EVT_CLICK) {
+        fld_push_key(c, "impression_id");
+        return fld_fail(c, "is for impression and click events only");
+    }
+    if (e->has_features && e->type != EVT_IMPRESSION) {
+        fld_push_key(c, "features");
+        return fld_fail(c, "is for impression events only");
+    }
+    if (e->has_features && e->impression_id[0] == '\0' && e->id[0] == '\0') {
+        fld_push_key(c, "features");
+        return fld_fail(c, "needs an impression_id (or an id) for later clicks to refer to");
     }
     return 0;
 }
@@ -171,6 +279,37 @@ int evt_batch_from_doc(const msgpack_object *doc, uint64_t now, struct evt *ret,
     }
     *ret_n = f[0]->via.array.size;
     return 0;
+}
+
+int evt_features_from_doc(const msgpack_object *doc, size_t i, struct ctr_value *ret, uint32_t *ret_n)
+{
+    const msgpack_object *list = NULL, *ev, *feat = NULL;
+    struct ads_diag scratch;
+    struct fld_ctx c;
+
+    if (doc->type != MSGPACK_OBJECT_MAP)
+        return ADS_EINVAL;
+    for (uint32_t k = 0; k < doc->via.map.size; k++) {
+        const msgpack_object_kv *kv = &doc->via.map.ptr[k];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 6 &&
+            memcmp(kv->key.via.str.ptr, "events", 6) == 0)
+            list = &kv->val;
+    }
+    if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY || i >= list->via.array.size)
+        return ADS_EINVAL;
+    ev = &list->via.array.ptr[i];
+    if (ev->type != MSGPACK_OBJECT_MAP)
+        return ADS_EINVAL;
+    for (uint32_t k = 0; k < ev->via.map.size; k++) {
+        const msgpack_object_kv *kv = &ev->via.map.ptr[k];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 8 &&
+            memcmp(kv->key.via.str.ptr, "features", 8) == 0)
+            feat = &kv->val;
+    }
+    if (feat == NULL)
+        return ADS_ENOT_FOUND;
+    fld_init(&c, &scratch);
+    return evt_parse_features(&c, feat, ret, ret_n);
 }
 
 static uint64_t evt_max(uint64_t a, uint64_t b)

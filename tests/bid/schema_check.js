@@ -56,7 +56,7 @@ let answered = new Set();
 
 /* Floors in micro-units, rounded up, as OpenRTB floors compare with prices. */
 const micros = (x) => Math.ceil(x * 1e6 - 1e-6);
-const usdPer = {USD: 1.0, EUR: 1.08, GBP: 1.27, JPY: 0.0067}; /* toybid's fixed rates */
+const usdPer = {USD: 1.0, EUR: 1.08, GBP: 1.27, JPY: 0.0067}; /* BIDFIX_FX (tests/bid/bidfix.h) */
 
 function checkBid(req, resp, seat, bid, where) {
   const problems = [];

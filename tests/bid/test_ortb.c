@@ -863,7 +863,7 @@ Test(ortb, response_nobid_msgpack_and_errors)
     cr_assert_eq(ortb_resp_nobid(S("req-9"), ORTB_NBR_UNSUPPORTED_DEVICE, DOC_JSON, &b), 0);
     j = cJSON_Parse(mem);
     cr_assert_str_eq(cJSON_GetObjectItem(j, "id")->valuestring, "req-9");
-    cr_assert_eq(cJSON_GetObjectItem(j, "nbr")->valueint, 7);
+    cr_assert_eq(cJSON_GetObjectItem(j, "nbr")->valueint, 6);
     cr_assert_null(cJSON_GetObjectItem(j, "seatbid"));
     cJSON_Delete(j);
     buf_init(&b, mem, sizeof(mem));

@@ -1,9 +1,11 @@
 /*
- * toybid: a stand-in for the bid decision, for the OpenRTB tests, the schema
- * check and the fuzzer. It answers every impression it can with a bid that
- * follows the request's rules by construction (its own code, not
- * ortb_check_bid's), so that ortb_check_bid() and the JSON Schema have real
- * answers to judge. Not part of the service.
+ * toybid: a stand-in for the bid decision, for the OpenRTB layer's own tests
+ * (test_ortb.c) and the fuzzer, which exercise ortb_check_bid() and the
+ * response writer apart from the decision; the schema check and the e2e
+ * tests use the real decision (bid_decide). It answers every impression it
+ * can with a bid that follows the request's rules by construction (its own
+ * code, not ortb_check_bid's), so that ortb_check_bid() has real answers to
+ * judge. Not part of the service.
  */
 #ifndef ADSMITH_TESTS_TOYBID_H
 #define ADSMITH_TESTS_TOYBID_H

@@ -354,3 +354,40 @@ Test(config, readme_documents_every_setting_and_default)
     }
     free(text);
 }
+
+/* issue 6: settings a bid would otherwise trip over later (every bid 204, every notice 403) are refused at load. */
+Test(config, bid_settings_are_checked_at_load)
+{
+    static const struct {
+        const char *flag, *value, *pointer;
+    } bad[] = {
+        {"--notice-key", "abc", "/notice_key"},
+        {"--notice-key", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", "/notice_key"},
+        {"--notice-key", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f00", "/notice_key"},
+        {"--fx-rates", "EUR=1,08", "/fx_rates"},
+        {"--fx-rates", "eur=1.08", "/fx_rates"},
+        {"--fx-rates", "EUR=0", "/fx_rates"},
+        {"--notice-url", "bid.example.com", "/notice_url"},
+        {"--notice-url", "https://bid.example.com/", "/notice_url"},
+        {"--notice-url", "https://bid.example.com/?a=1", "/notice_url"},
+    };
+    struct cfg c;
+    struct ads_diag d;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[] = {(char *)bad[i].flag, (char *)bad[i].value, NULL};
+        cr_assert_eq(load(&c, argv, no_env, &d), ADS_ECONFIG, "%s %s accepted", bad[i].flag, bad[i].value);
+        cr_assert_str_eq(d.pointer, bad[i].pointer);
+        cr_assert(strstr(d.message, bad[i].pointer + 1) != NULL, "the message names the setting: %s", d.message);
+    }
+    {
+        char *argv[] = {"--notice-key", "000102030405060708090A0B0C0D0E0F101112131415161718191a1b1c1d1e1f",
+                        "--fx-rates", "EUR=1.08,GBP=1.27", "--notice-url", "https://bid.example.com/rtb", NULL};
+        cr_assert_eq(load(&c, argv, no_env, &d), 0, "%s", d.message);
+        cfg_done(&c);
+    }
+    {
+        char *argv[] = {"--openrtb-path", "/bid", NULL};
+        cr_assert_eq(load(&c, argv, no_env, &d), ADS_ECONFIG, "the bid path is fixed: /openrtb2/bid");
+    }
+}

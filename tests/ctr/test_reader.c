@@ -668,6 +668,45 @@ Test(reader, longest_line_is_fine)
     free(text);
 }
 
+Test(reader, crlf_does_not_count_against_the_limit)
+{
+    /* Line 1: CTR_LINE_MAX bytes and "\r\n" (accepted, as with "\n" alone);
+     * line 2: CTR_LINE_MAX + 1 bytes and "\r\n" (too long); line 3: a short
+     * one; line 4: CTR_LINE_MAX bytes and "\r" at the end of the file. */
+    size_t m = CTR_LINE_MAX, len = (m + 2) + (m + 3) + 7 + (m + 1);
+    char *text = malloc(len);
+    struct ctr_reader *r = NULL;
+    char *p = text;
+
+    cr_assert_not_null(text);
+    memset(p, ' ', m);
+    memcpy(p, "1 5:1", 5);
+    memcpy(p + m, "\r\n", 2);
+    p += m + 2;
+    memset(p, ' ', m + 1);
+    memcpy(p, "0 6:1", 5);
+    memcpy(p + m + 1, "\r\n", 2);
+    p += m + 3;
+    memcpy(p, "0 7:1\r\n", 7);
+    p += 7;
+    memset(p, ' ', m);
+    memcpy(p, "1 8:1", 5);
+    p[m] = '\r';
+    cr_assert_eq(ctr_reader_open(file_of(text, len), "libsvm", NULL, &r, &diag), 0);
+    next_ok(r);
+    cr_expect_eq(row.line, 1);
+    cr_expect_eq(row.n, 1);
+    next_bad(r, 2, "longer than 1048576 bytes");
+    next_ok(r);
+    cr_expect_eq(row.line, 3);
+    next_ok(r);
+    cr_expect_eq(row.line, 4);
+    cr_expect_eq(row.label, 1);
+    at_end(r);
+    ctr_reader_close(r);
+    free(text);
+}
+
 Test(reader, too_many_values)
 {
     /* CTR_MAX_VALUES values are fine, one more is refused. */

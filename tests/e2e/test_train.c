@@ -224,10 +224,21 @@ Test(train, usage_errors)
     cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
                                            ws_path("x"), "--seed", "-1", NULL}),
                  2);
+    /* 0 is the trainer's "default", never a value to pass: refused, not silently replaced. */
+    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
+                                           ws_path("x"), "--valid-frac", "0", NULL}),
+                 2);
+    assert_log_has("--valid-frac must be in (0, 0.5]");
+    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
+                                           ws_path("x"), "--bits", "0", NULL}),
+                 2);
+    assert_log_has("--bits must be a whole number above 0");
     cr_expect_eq(run((const char *const[]){"train", "--bogus", NULL}), 2);
     cr_expect_eq(run((const char *const[]){"eval", "--model", ws_path("x"), NULL}), 2);
     cr_expect_eq(run((const char *const[]){"train", "--help", NULL}), 0);
     cr_expect_not_null(strstr(out_text, "csv:SPEC"), "%s", out_text);
+    /* The help says how validation really works on small inputs. */
+    cr_expect_not_null(strstr(out_text, "5-fold"), "%s", out_text);
     cr_expect_eq(run((const char *const[]){"eval", "--help", NULL}), 0);
 }
 

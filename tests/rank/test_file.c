@@ -279,10 +279,28 @@ Test(rank_file, consistent_but_wrong_refused)
     expect_refused(p, size, "magic");
 
     memcpy(p, img, size);
-    u = 2;
+    u = RANK_FORMAT_VERSION + 1;
     memcpy(p + RH_VERSION, &u, 4);
     reseal(p, size);
     expect_refused(p, size, "newer adsmith");
+
+    memcpy(p, img, size);
+    u = 1; /* the format before the rare-token bitmap */
+    memcpy(p + RH_VERSION, &u, 4);
+    reseal(p, size);
+    expect_refused(p, size, "version 1 is not supported");
+
+    memcpy(p, img, size);
+    u = 1; /* a threshold of 1 is "none" and is written as 0 */
+    memcpy(p + RH_MIN_COUNT, &u, 4);
+    reseal(p, size);
+    expect_refused(p, size, "rare-token threshold");
+
+    memcpy(p, img, size);
+    u = 3; /* a threshold without a bitmap */
+    memcpy(p + RH_MIN_COUNT, &u, 4);
+    reseal(p, size);
+    expect_refused(p, size, "rare-token bitmap");
 
     memcpy(p, img, size);
     u = 3;

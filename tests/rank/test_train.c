@@ -236,6 +236,119 @@ Test(rank_train, serving_scores_like_predict_row)
     rank_trainer_free(t);
 }
 
+/* Rare tokens share their field's weight: the model file carries the bitmap
+ * of frequent buckets, two tokens never seen score alike, and the serving
+ * path still scores exactly like predict_row. */
+Test(rank_train, rare_tokens_share_a_weight)
+{
+    struct rank_train_opts o = quick;
+    o.min_count = 3;
+    struct rank_trainer *t = train(&o, 51, 3000);
+    struct rank_model *m = model_of(t);
+    struct ctr_row *r = calloc(1, sizeof(*r));
+    struct rank_info in;
+    static struct rank_req rq;
+    struct rank_cand c;
+
+    rank_model_info(m, &in);
+    cr_expect_eq(in.min_count, 3u);
+    cr_assert_neq(m->cfg.freq, NULL, "no bitmap in the file");
+    /* 500 users in 3,000 rows: many seen fewer than 3 times; 20 sites: every one frequent */
+    rng_state = 777;
+    syn_row(r, 1);
+    r->v[0] = tok(0, 100000);
+    double p1 = rank_model_predict_row(m, r);
+    r->v[0] = tok(0, 100001);
+    cr_expect_float_eq(rank_model_predict_row(m, r), p1, 1e-15, "two unseen users, two scores");
+    struct ctr_row keep = *r;
+    r->v[1] = tok(1, 0);
+    double s0 = rank_model_predict_row(m, r);
+    r->v[1] = tok(1, 1);
+    cr_expect(fabs(rank_model_predict_row(m, r) - s0) > 1e-6, "frequent sites lost their own weights");
+
+    *r = keep;
+    rank_req_begin(&rq, m);
+    cr_assert_eq(rank_req_add_token(&rq, 0, r->v[0].token), 0);
+    cr_assert_eq(rank_req_add_token(&rq, 1, r->v[1].token), 0);
+    cr_assert_eq(rank_req_add_num(&rq, 3, r->v[3].x), 0);
+    rank_req_commit(&rq);
+    rank_cand_init(&c);
+    c.v[c.n++] = r->v[2];
+    cr_expect_float_eq(rank_req_score(&rq, &c), rank_model_predict_row(m, r), 1e-12);
+
+    /* rank_trainer_new refuses a threshold out of range */
+    struct ctr_schema *sc = calloc(1, sizeof(*sc));
+    struct rank_trainer *bad = NULL;
+    syn_schema(sc);
+    o.min_count = 1001;
+    cr_expect_eq(rank_trainer_new(sc, &o, &bad, NULL), ADS_EINVAL);
+    free(sc);
+    free(r);
+    rank_model_close(m);
+    rank_trainer_free(t);
+}
+
+/* Numbers: the default featurization has a continuous, a quadratic and a
+ * product weight; a product of a request number and a candidate number is
+ * emitted once whichever side holds which. */
+Test(rank_train, number_products_serve_like_predict_row)
+{
+    struct ctr_schema *s = calloc(1, sizeof(*s));
+    struct ctr_row *r = calloc(1, sizeof(*r));
+    struct rank_trainer *t = NULL;
+    struct ads_diag d = {0};
+    struct rank_train_opts o = quick;
+    static struct rank_req rq;
+    struct rank_cand c;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->id, sizeof(s->id), "nums");
+    s->nfields = 4;
+    snprintf(s->fields[0].name, CTR_NAME_MAX, "a");
+    s->fields[0].kind = CTR_CAT;
+    snprintf(s->fields[1].name, CTR_NAME_MAX, "x");
+    snprintf(s->fields[2].name, CTR_NAME_MAX, "y");
+    snprintf(s->fields[3].name, CTR_NAME_MAX, "z");
+    cr_assert_eq(rank_trainer_new(s, &o, &t, &d), 0, "%s", d.message);
+    rng_state = 5;
+    for (int i = 0; i < 2000; i++) {
+        double x = floor(unit() * 50), y = floor(unit() * 50), zz = unit() * 10;
+        r->n = 4;
+        r->line = (uint64_t)i + 1;
+        r->v[0] = tok(0, (unsigned)(unit() * 5));
+        r->v[1] = (struct ctr_value){.field = 1, .kind = CTR_NUM, .x = x};
+        r->v[2] = (struct ctr_value){.field = 2, .kind = CTR_NUM, .x = y};
+        r->v[3] = (struct ctr_value){.field = 3, .kind = CTR_NUM, .x = zz};
+        double lz = -2 + 0.002 * x * y - 0.01 * zz * zz;
+        r->label = unit() < 1 / (1 + exp(-lz)) ? 1.0f : 0.0f;
+        cr_assert_eq(rank_trainer_add(t, r), 0);
+    }
+    cr_assert_eq(rank_trainer_fit(t, NULL, NULL, &d), 0, "%s", d.message);
+    struct rank_model *m = model_of(t);
+    cr_expect_eq(m->cfg.numbins, RANK_NUM_DEFAULT);
+    cr_expect_neq(m->w[rank__prod_bucket(&m->cfg, 1, 2)], 0.0f, "no product weight was learned");
+    cr_expect_eq(rank__prod_bucket(&m->cfg, 1, 2), rank__prod_bucket(&m->cfg, 2, 1));
+
+    r->n = 4;
+    r->v[0] = tok(0, 2);
+    r->v[1] = (struct ctr_value){.field = 1, .kind = CTR_NUM, .x = 30};
+    r->v[2] = (struct ctr_value){.field = 2, .kind = CTR_NUM, .x = 7};
+    r->v[3] = (struct ctr_value){.field = 3, .kind = CTR_NUM, .x = -2.5};
+    rank_req_begin(&rq, m);
+    cr_assert_eq(rank_req_add_num(&rq, 2, 7), 0);
+    cr_assert_eq(rank_req_add_num(&rq, 3, -2.5), 0);
+    rank_req_commit(&rq);
+    /* The candidate holds a token and a number (filled directly: the API adds tokens only). */
+    rank_cand_init(&c);
+    c.v[c.n++] = r->v[0];
+    c.v[c.n++] = r->v[1];
+    cr_expect_float_eq(rank_req_score(&rq, &c), rank_model_predict_row(m, r), 1e-12);
+    rank_model_close(m);
+    rank_trainer_free(t);
+    free(s);
+    free(r);
+}
+
 Test(rank_train, limits_are_counted)
 {
     struct rank_trainer *t = train(&quick, 2, 500);
@@ -316,4 +429,25 @@ Test(rank_train, adsmith_schema)
     cr_expect_eq(rank_field_group(RANK_F_CAMPAIGN), RANK_GROUP_CANDIDATE);
     cr_expect_eq(rank_field_group(RANK_F_COUNT), -1);
     free(s);
+}
+
+/* A categorical value too large for the float arithmetic (libsvm "idx:1e39")
+ * is dropped: the prediction stays a probability. */
+Test(rank_train, huge_categorical_values_are_dropped)
+{
+    struct rank_trainer *t = train(&quick, 7, 2000);
+    struct rank_model *m = model_of(t);
+    struct ctr_row r;
+
+    syn_row(&r, 1);
+    double base = rank_model_predict_row(m, &r);
+    r.v[0].x = 1e39;
+    double p = rank_model_predict_row(m, &r);
+    cr_expect(p > 0 && p < 1, "prediction %g with a huge value", p);
+    r.v[0].x = 1;
+    r.v[0].token = 0; /* an unseen token weighs about what a dropped one does */
+    cr_expect(fabs(p - rank_model_predict_row(m, &r)) < 0.2, "%g vs %g (base %g)", p,
+              rank_model_predict_row(m, &r), base);
+    rank_model_close(m);
+    rank_trainer_free(t);
 }
