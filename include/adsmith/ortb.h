@@ -153,7 +153,7 @@ struct ortb_ints {
 
 struct ortb_deal {
     struct cidx_str id;
-    int64_t bidfloor_micros;     /* 0 when absent */
+    int64_t bidfloor_micros;     /* 0 when absent; 9e18 (nothing meets it) when present but unreadable */
     struct cidx_str bidfloorcur; /* "USD" when absent */
     int32_t at;                  /* 0: absent (the request's at applies) */
     struct ortb_strs wseat;      /* empty: any seat */
@@ -161,7 +161,7 @@ struct ortb_deal {
 
 struct ortb_imp {
     struct cidx_str id, tagid;
-    int64_t bidfloor_micros;     /* 0 when absent */
+    int64_t bidfloor_micros;     /* 0 when absent; 9e18 (nothing meets it) when present but unreadable */
     struct cidx_str bidfloorcur; /* "USD" when absent */
     int8_t secure;               /* -1 unknown, 0, 1 */
     int8_t instl;                /* -1 unknown, 0, 1 */

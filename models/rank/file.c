@@ -373,10 +373,14 @@ int rank_model_open(const char *path, struct rank_model **ret, struct ads_diag *
         int e = errno;
         return ads_diag_set(diag, -e, NULL, "cannot open model %s: %s", path, strerror(e));
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int e = S_ISREG(st.st_mode) ? errno : EINVAL;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
         close(fd);
-        return ads_diag_set(diag, ADS_EDATA_INVALID, NULL, "model %s is not a regular file (%s)", path, strerror(e));
+        return ads_diag_set(diag, -e, NULL, "cannot stat model %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return ads_diag_set(diag, ADS_EDATA_INVALID, NULL, "model %s is not a regular file", path);
     }
     if ((uint64_t)st.st_size < RANK_HDR_SIZE) {
         close(fd);

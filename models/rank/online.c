@@ -105,6 +105,12 @@ int rank_online_new(const struct rank_model *m, struct rank_online **ret, struct
         o->kind[o->cfg.present[f]] = W_DENSE;
         if (o->cfg.fields[f].kind == CTR_NUM && (o->cfg.numbins & RANK_NUM_CONT))
             o->kind[o->cfg.cont[f]] = W_DENSE;
+        if (o->cfg.fields[f].kind == CTR_NUM && (o->cfg.numbins & RANK_NUM_QUAD))
+            o->kind[rank__quad_bucket(&o->cfg, f)] = W_DENSE;
+        if (o->cfg.fields[f].kind == CTR_NUM && (o->cfg.numbins & RANK_NUM_PROD))
+            for (uint32_t g = f + 1; g < o->cfg.nfields; g++)
+                if (o->cfg.fields[g].kind == CTR_NUM)
+                    o->kind[rank__prod_bucket(&o->cfg, f, g)] = W_DENSE;
         if (o->cfg.fields[f].kind == CTR_CAT && o->cfg.min_count > 1)
             o->kind[o->cfg.cont[f]] = W_DENSE; /* the field's rare weight (train.c) */
     }

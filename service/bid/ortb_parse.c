@@ -149,34 +149,40 @@ static void opt_str(obj_t o, struct cidx_str *ret)
 
 /*
  * A floor in micro-units, rounded up: a number or a numeric string (the
- * unsafe reading of a floor sent as "0.50" would be no floor at all). NaN
- * cannot come from doc_parse; a negative floor is 0; a floor beyond what
- * int64 micros hold is clamped, so that nothing meets it.
+ * unsafe reading of a floor sent as "0.50" would be no floor at all). A floor
+ * that is present but unreadable ("abc", "0.5 USD", an object) is read as one
+ * nothing meets, for the same reason: no bid rather than a bid under a floor
+ * we could not read. NaN cannot come from doc_parse; a negative floor is 0; a
+ * floor beyond what int64 micros hold is clamped, so that nothing meets it.
  */
+#define ORTB_FLOOR_UNMEETABLE INT64_C(9000000000000000000)
+
 static int64_t get_floor(obj_t o)
 {
     double f;
 
-    if (o != NULL && o->type == MSGPACK_OBJECT_STR) {
+    if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (o->type == MSGPACK_OBJECT_STR) {
         char tmp[64], *end;
         size_t n = o->via.str.size;
 
         if (n == 0 || n >= sizeof(tmp))
-            return 0;
+            return ORTB_FLOOR_UNMEETABLE;
         memcpy(tmp, o->via.str.ptr, n);
         tmp[n] = '\0';
         errno = 0;
         f = strtod(tmp, &end);
         if (end != tmp + n || errno != 0 || !isfinite(f))
-            return 0;
+            return ORTB_FLOOR_UNMEETABLE;
     } else if (!get_num(o, &f)) {
-        return 0;
+        return ORTB_FLOOR_UNMEETABLE;
     }
     if (!(f > 0))
         return 0;
     f = ceil(f * 1e6 - 1e-6);
     if (f >= 9.0e18)
-        return INT64_C(9000000000000000000);
+        return ORTB_FLOOR_UNMEETABLE;
     return f < 0 ? 0 : (int64_t)f;
 }
 

@@ -375,6 +375,16 @@ Test(ortb, null_is_absent)
     BAD("{\"id\":\"a\",\"imp\":[{\"id\":null}]}", ORTB_F_IMP_ID_MISSING, "/imp/0/id");
 }
 
+Test(ortb, unreadable_floor_is_one_nothing_meets)
+{
+    const struct ortb_req *r = parse_ok("{\"id\":\"a\",\"imp\":[{\"id\":\"1\",\"bidfloor\":\"0.5 USD\"},"
+                                        "{\"id\":\"2\",\"bidfloor\":null},{\"id\":\"3\",\"bidfloor\":[1]}]}");
+
+    cr_assert_geq(r->imps[0].bidfloor_micros, INT64_C(9000000000000000000));
+    cr_assert_eq(r->imps[1].bidfloor_micros, 0, "null is absent");
+    cr_assert_geq(r->imps[2].bidfloor_micros, INT64_C(9000000000000000000));
+}
+
 Test(ortb, wrong_type_on_optional_field_is_ignored)
 {
     const struct ortb_req *r =
@@ -399,7 +409,8 @@ Test(ortb, wrong_type_on_optional_field_is_ignored)
     cr_assert_eq(im->private_auction, -1);
     cr_assert_eq(im->ndeals, 1);
     assert_str(im->deals[0].id, "d");
-    cr_assert_eq(im->deals[0].bidfloor_micros, 0);
+    cr_assert_geq(im->deals[0].bidfloor_micros, INT64_C(9000000000000000000),
+                  "a floor present but unreadable is one nothing meets");
     cr_assert_eq(im->deals[0].wseat.n, 0);
     cr_assert(!r->site.present);
     cr_assert_eq(r->device.devicetype, 0);
