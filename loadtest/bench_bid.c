@@ -19,38 +19,18 @@
  *
  * Run it pinned to one core: taskset -c 1 adsmith-bench-bid tests/bid/fixtures
  */
-#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../tests/bid/bidfix.h"
 #include "adsmith/bid.h"
 #include "adsmith/ortb.h"
+#include "benchkit.h"
 
 extern const char rank_default_model[];
 extern const size_t rank_default_model_len;
-
-static double cpu_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static struct ortb_scratch *scr;
 static struct bid_scratch *bs;
@@ -76,48 +56,6 @@ static int run_once(int decide, const char *body, size_t len)
     if (decide && bid_decide(bs, r, &env, &res) != 0)
         return -1;
     sink += decide ? res.npicks : r->nimps;
-    return 0;
-}
-
-static long calibrate(int w, const char *body, size_t len, double ms)
-{
-    long iters = 1, k;
-    double t0, t;
-
-    for (;;) {
-        t0 = cpu_ns();
-        for (k = 0; k < iters; k++)
-            if (run_once(w, body, len) != 0)
-                return -1;
-        t = cpu_ns() - t0;
-        if (t > ms * 1e6 / 4 || iters > (1L << 30))
-            break;
-        iters *= 2;
-    }
-    return (long)((double)iters * (ms * 1e6) / (t > 1 ? t : 1)) + 1;
-}
-
-static int measure(const char *body, size_t len, int rounds, double ms, double ret[2])
-{
-    static double samples[2][101];
-    long iters[2];
-    int r, w;
-
-    for (w = 0; w < 2; w++)
-        if ((iters[w] = calibrate(w, body, len, ms)) < 0)
-            return -1;
-    for (r = 0; r < rounds; r++) {
-        for (w = 0; w < 2; w++) {
-            double t0 = cpu_ns();
-            for (long k = 0; k < iters[w]; k++)
-                run_once(w, body, len);
-            samples[w][r] = (cpu_ns() - t0) / (double)iters[w];
-        }
-    }
-    for (w = 0; w < 2; w++) {
-        qsort(samples[w], (size_t)rounds, sizeof(samples[w][0]), cmp_double);
-        ret[w] = samples[w][rounds / 2];
-    }
     return 0;
 }
 
@@ -169,8 +107,7 @@ int main(int argc, char **argv)
     char *names[256];
     const char *model_src = "default (embedded)";
     size_t n = 0, i;
-    struct dirent *e;
-    DIR *d;
+    int nf;
 
     while ((opt = getopt(argc, argv, "n:r:t:")) != -1) {
         switch (opt) {
@@ -188,17 +125,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         dir = argv[optind];
-    if ((d = opendir(dir)) == NULL) {
+    if ((nf = bk_fixtures(dir, names)) < 0) {
         fprintf(stderr, "cannot open %s\n", dir);
         return 2;
     }
-    while ((e = readdir(d)) != NULL && n < 256) {
-        size_t l = strlen(e->d_name);
-        if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0)
-            names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), by_name);
+    n = (size_t)nf;
     if (ortb_scratch_new(&scr) != 0 || bid_scratch_new(&bs) != 0 || bid_fx_parse(BIDFIX_FX, &fx, NULL) != 0)
         return 1;
     if (rank_model_open_mem(rank_default_model, rank_default_model_len, &model, NULL) != 0) {
@@ -233,7 +164,7 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("%-52s %4u %8u %8u", names[i], r->nimps, res.eligible, res.scored);
-        if (measure(body, len, rounds, ms, v) != 0)
+        if (bk_measure(run_once, 2, body, len, rounds, ms, v) != 0)
             return 1;
         parse_v[i] = v[0];
         decide_v[i] = v[1];
@@ -241,10 +172,8 @@ int main(int argc, char **argv)
         fflush(stdout);
         free(names[i]);
     }
-    qsort(parse_v, n, sizeof(double), cmp_double);
-    qsort(decide_v, n, sizeof(double), cmp_double);
-    printf("%-52s %4s %8s %8s %9.2f %9.2f\n", "median over bodies", "", "", "", parse_v[n / 2] / 1e3,
-           decide_v[n / 2] / 1e3);
+    printf("%-52s %4s %8s %8s %9.2f %9.2f\n", "median over bodies", "", "", "", bk_median(parse_v, n) / 1e3,
+           bk_median(decide_v, n) / 1e3);
     cidx_free(ix);
     rank_model_close(model);
     bid_scratch_free(bs);

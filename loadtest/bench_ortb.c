@@ -19,34 +19,14 @@
  * Run it pinned to one core: taskset -c 1 adsmith-bench-ortb tests/bid/fixtures
  */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "adsmith/doc.h"
 #include "adsmith/ortb.h"
-
-static double cpu_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+#include "benchkit.h"
 
 enum which { W_CJSON, W_DOC, W_ORTB };
 
@@ -54,9 +34,9 @@ static struct ortb_scratch *scr;
 static msgpack_zone zone;
 static volatile uint32_t sink;
 
-static int run_once(enum which w, const char *body, size_t len)
+static int run_once(int which, const char *body, size_t len)
 {
-    switch (w) {
+    switch ((enum which)which) {
     case W_CJSON: {
         cJSON *j = cJSON_ParseWithLength(body, len);
         if (j == NULL)
@@ -88,55 +68,6 @@ static int run_once(enum which w, const char *body, size_t len)
     return -1;
 }
 
-/* Loop length that takes about @p ms of CPU for @p w on this body. */
-static long calibrate(enum which w, const char *body, size_t len, double ms)
-{
-    long iters = 1, k;
-    double t0, t;
-
-    for (;;) {
-        t0 = cpu_ns();
-        for (k = 0; k < iters; k++)
-            if (run_once(w, body, len) != 0)
-                return -1;
-        t = cpu_ns() - t0;
-        if (t > ms * 1e6 / 4 || iters > (1L << 30))
-            break;
-        iters *= 2;
-    }
-    return (long)((double)iters * (ms * 1e6) / (t > 1 ? t : 1)) + 1;
-}
-
-/*
- * Median over @p rounds of the mean CPU ns per call of each of the three.
- * The three take turns within every round, so that whatever else runs on
- * the machine weighs on them alike, and time is the thread's CPU time, so
- * that being descheduled does not count.
- */
-static int measure(const char *body, size_t len, int rounds, double ms, double ret[3])
-{
-    static double samples[3][101];
-    long iters[3];
-    int r, w;
-
-    for (w = 0; w < 3; w++)
-        if ((iters[w] = calibrate((enum which)w, body, len, ms)) < 0)
-            return -1;
-    for (r = 0; r < rounds; r++) {
-        for (w = 0; w < 3; w++) {
-            double t0 = cpu_ns();
-            for (long k = 0; k < iters[w]; k++)
-                run_once((enum which)w, body, len);
-            samples[w][r] = (cpu_ns() - t0) / (double)iters[w];
-        }
-    }
-    for (w = 0; w < 3; w++) {
-        qsort(samples[w], (size_t)rounds, sizeof(samples[w][0]), cmp_double);
-        ret[w] = samples[w][rounds / 2];
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = "tests/bid/fixtures";
@@ -144,8 +75,7 @@ int main(int argc, char **argv)
     double ms = 5, sum[3] = {0, 0, 0};
     char *names[256];
     size_t n = 0, i;
-    struct dirent *e;
-    DIR *d;
+    int nf;
 
     while ((opt = getopt(argc, argv, "r:t:")) != -1) {
         switch (opt) {
@@ -160,17 +90,11 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         dir = argv[optind];
-    if ((d = opendir(dir)) == NULL) {
+    if ((nf = bk_fixtures(dir, names)) < 0) {
         fprintf(stderr, "cannot open %s\n", dir);
         return 2;
     }
-    while ((e = readdir(d)) != NULL && n < 256) {
-        size_t l = strlen(e->d_name);
-        if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0)
-            names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), by_name);
+    n = (size_t)nf;
     if (ortb_scratch_new(&scr) != 0 || !msgpack_zone_init(&zone, ORTB_ZONE_CHUNK))
         return 1;
 
@@ -194,7 +118,7 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("%-52s %6zu %4u", names[i], len, r->nimps);
-        if (measure(body, len, rounds, ms, v) != 0)
+        if (bk_measure(run_once, 3, body, len, rounds, ms, v) != 0)
             return 1;
         for (int w = 0; w < 3; w++) {
             sum[w] += v[w];
