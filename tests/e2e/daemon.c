@@ -1066,3 +1066,34 @@ const char *e2e_admin_key(struct e2e_daemon *d)
         return NULL;
     return d->admin_key;
 }
+
+/* ---- paths ---- */
+
+static char *e2e_ring(void)
+{
+    static char mem[8][E2E_PATH_MAX];
+    static unsigned next;
+
+    return mem[next++ % 8];
+}
+
+const char *e2e_path(const struct e2e_daemon *d, const char *name)
+{
+    char *p = e2e_ring();
+
+    snprintf(p, E2E_PATH_MAX, "%s/%s", d->dir, name);
+    return p;
+}
+
+const char *e2e_source(const char *rel)
+{
+    const char *root = getenv("ADSMITH_SOURCE_ROOT");
+    char *p = e2e_ring();
+
+    if (root == NULL) {
+        fprintf(stderr, "e2e: ADSMITH_SOURCE_ROOT is not set (meson test sets it)\n");
+        abort();
+    }
+    snprintf(p, E2E_PATH_MAX, "%s/%s", root, rel);
+    return p;
+}

@@ -242,6 +242,15 @@ int e2e_key_create(struct e2e_daemon *d, const char *role, const char *advertise
 /** The daemon's admin key (made on first call, then cached in d->admin_key); NULL with d->why set on failure. */
 const char *e2e_admin_key(struct e2e_daemon *d);
 
+/**
+ * The path of @p name in @p d's private directory, in one of a few rotating
+ * buffers shared with e2e_source(): use it at once. Main thread only.
+ */
+const char *e2e_path(const struct e2e_daemon *d, const char *name);
+
+/** The path of @p rel in the source tree ($ADSMITH_SOURCE_ROOT, set by meson test), likewise. Aborts when unset. */
+const char *e2e_source(const char *rel);
+
 /** Shorthand: GET @p path over @p proto with a fresh handle (TLS trusts d->cert_path). */
 int e2e_http_get(const struct e2e_daemon *d, enum e2e_proto proto, const char *path, struct e2e_resp *ret_resp);
 

@@ -54,20 +54,9 @@ static void teardown(void)
 
 TestSuite(import, .init = setup, .fini = teardown);
 
-/* The path of @p name in the workspace, in one of a few rotating buffers: use it at once. */
-static const char *ws_path(const char *name)
-{
-    static char mem[8][E2E_PATH_MAX];
-    static unsigned next;
-    char *p = mem[next++ % 8];
-
-    snprintf(p, E2E_PATH_MAX, "%s/%s", ws.dir, name);
-    return p;
-}
-
 static void write_file(const char *name, const char *data, size_t len, const char *mode)
 {
-    FILE *f = fopen(ws_path(name), mode);
+    FILE *f = fopen(e2e_path(&ws, name), mode);
 
     cr_assert_not_null(f, "cannot create %s: %s", name, strerror(errno));
     cr_assert_eq(fwrite(data, 1, len, f), len);
@@ -125,8 +114,9 @@ static void assert_log_lacks(const char *text)
  */
 static int import(const char *file, const char *data, const char *extra1, const char *extra2)
 {
-    const char *args[] = {"import",  "users", ws_path(file), "--data-dir", ws_path(data),
-                          "--batch", "10",    extra1,        extra2,       NULL};
+    const char *args[] = {
+        "import", "users", e2e_path(&ws, file), "--data-dir", e2e_path(&ws, data), "--batch", "10", extra1,
+        extra2,   NULL};
 
     return run(args);
 }
@@ -137,7 +127,7 @@ static int import(const char *file, const char *data, const char *extra1, const 
  */
 static cJSON *export_all(const char *data, const char *save_as)
 {
-    const char *args[] = {"export", "users", "--data-dir", ws_path(data), NULL};
+    const char *args[] = {"export", "users", "--data-dir", e2e_path(&ws, data), NULL};
     int status = run(args);
     cJSON *all = cJSON_CreateArray();
     char *line, *nl;
@@ -511,8 +501,8 @@ Test(import, interrupted_import_resumes_where_it_stopped, .timeout = 30)
     size_t len;
     int first, second, status, rc;
 
-    snprintf(file, sizeof(file), "%s", ws_path("big.jsonl"));
-    snprintf(data, sizeof(data), "%s", ws_path("data"));
+    snprintf(file, sizeof(file), "%s", e2e_path(&ws, "big.jsonl"));
+    snprintf(data, sizeof(data), "%s", e2e_path(&ws, "data"));
     write_big("big.jsonl", 0, BIG_N, "w");
     first = import_until_map_full("data");
 
@@ -588,14 +578,15 @@ Test(import, changed_file_or_restart_starts_over, .timeout = 30)
 
 Test(import, interrupt_while_waiting_on_a_pipe_commits_what_was_read, .timeout = 30)
 {
-    const char *args[] = {"import", "users", ws_path("fifo"), "--data-dir", ws_path("data"), "--batch", "10", NULL};
+    const char *args[] = {"import", "users", e2e_path(&ws, "fifo"), "--data-dir", e2e_path(&ws, "data"), "--batch",
+                          "10",     NULL};
     char line[64];
     uint64_t until;
     int fd, n = 0, status;
 
-    cr_assert_eq(mkfifo(ws_path("fifo"), 0600), 0, "mkfifo: %s", strerror(errno));
+    cr_assert_eq(mkfifo(e2e_path(&ws, "fifo"), 0600), 0, "mkfifo: %s", strerror(errno));
     spawn(&bg, args);
-    fd = open(ws_path("fifo"), O_WRONLY | O_CLOEXEC); /* returns once the import opened it */
+    fd = open(e2e_path(&ws, "fifo"), O_WRONLY | O_CLOEXEC); /* returns once the import opened it */
     cr_assert_geq(fd, 0, "open fifo: %s", strerror(errno));
     for (int i = 0; i < 25; i++) {
         int len = snprintf(line, sizeof(line), "{\"id\":\"p%02d\"}\n", i);
@@ -604,7 +595,7 @@ Test(import, interrupt_while_waiting_on_a_pipe_commits_what_was_read, .timeout =
     /* Two batches commit at once; the rest when the pipe has been quiet for a second. */
     until = e2e_now_ms() + 10000;
     /* The import may not have created its environment yet: export would refuse. */
-    while (e2e_now_ms() < until && access(ws_path("data/data.mdb"), F_OK) != 0)
+    while (e2e_now_ms() < until && access(e2e_path(&ws, "data/data.mdb"), F_OK) != 0)
         usleep(50000);
     while (e2e_now_ms() < until && (n = export_count("data")) < 20)
         usleep(50000);
@@ -622,7 +613,7 @@ Test(import, interrupt_while_waiting_on_a_pipe_commits_what_was_read, .timeout =
 
 Test(import, stdin_imports_without_a_checkpoint, .timeout = 30)
 {
-    const char *args[] = {"import", "users", "-", "--data-dir", ws_path("data"), NULL};
+    const char *args[] = {"import", "users", "-", "--data-dir", e2e_path(&ws, "data"), NULL};
     int status = run(args); /* stdin is /dev/null */
 
     cr_assert_eq(status, 0, "exit status %d:\n%s", status, log_text);
@@ -640,7 +631,7 @@ Test(import, usage_errors_exit_2, .timeout = 30)
     const char *unknown[] = {"import", "users", "f.jsonl", "--no-such-option", NULL};
     const char *exp_kind[] = {"export", "campaigns", NULL};
     const char *help[] = {"import", "--help", NULL};
-    const char *exp_none[] = {"export", "users", "--data-dir", ws_path("nothing-here"), NULL};
+    const char *exp_none[] = {"export", "users", "--data-dir", e2e_path(&ws, "nothing-here"), NULL};
     int status;
 
     cr_assert_eq(run(none), 2);
@@ -658,5 +649,5 @@ Test(import, usage_errors_exit_2, .timeout = 30)
     status = run(exp_none);
     cr_assert_eq(status, 1, "exit status %d:\n%s", status, log_text);
     assert_log_has("no adsmith data in");
-    cr_assert_neq(access(ws_path("nothing-here"), F_OK), 0, "export created the data directory");
+    cr_assert_neq(access(e2e_path(&ws, "nothing-here"), F_OK), 0, "export created the data directory");
 }

@@ -33,28 +33,6 @@ static void teardown(void)
 
 TestSuite(model, .init = setup, .fini = teardown, .timeout = 30);
 
-static const char *path_in(const char *name)
-{
-    static char mem[8][E2E_PATH_MAX];
-    static unsigned next;
-    char *p = mem[next++ % 8];
-
-    snprintf(p, E2E_PATH_MAX, "%s/%s", d.dir, name);
-    return p;
-}
-
-static const char *source(const char *rel)
-{
-    static char mem[4][E2E_PATH_MAX];
-    static unsigned next;
-    const char *root = getenv("ADSMITH_SOURCE_ROOT");
-    char *p = mem[next++ % 4];
-
-    cr_assert_not_null(root, "ADSMITH_SOURCE_ROOT is set by meson test");
-    snprintf(p, E2E_PATH_MAX, "%s/%s", root, rel);
-    return p;
-}
-
 static void copy_file(const char *from, const char *to)
 {
     static char buf[4 * 1024 * 1024];
@@ -71,8 +49,8 @@ static void copy_file(const char *from, const char *to)
 /* Installs @p from as the served file atomically (a rename, as an operator would). */
 static void install(const char *from)
 {
-    copy_file(from, path_in("model.tmp"));
-    cr_assert_eq(rename(path_in("model.tmp"), path_in("model.bin")), 0);
+    copy_file(from, e2e_path(&d, "model.tmp"));
+    cr_assert_eq(rename(e2e_path(&d, "model.tmp"), e2e_path(&d, "model.bin")), 0);
 }
 
 /* A second valid model of the "adsmith" schema: trained on the Avazu fixture, converted as the default was. */
@@ -82,11 +60,12 @@ static void train_second(const char *out)
     char text[4096];
     int status;
 
-    snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' > '%s'", source("models/default/avazu_to_adsmith.py"),
-             source("tests/ctr/fixtures/avazu.csv"), path_in("avazu.jsonl"));
+    snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' > '%s'", e2e_source("models/default/avazu_to_adsmith.py"),
+             e2e_source("tests/ctr/fixtures/avazu.csv"), e2e_path(&d, "avazu.jsonl"));
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
-    const char *args[] = {"train", "--input", path_in("avazu.jsonl"), "--format", "adsmith", "--out", out,
-                          "--seed", "2", "--bits", "12", NULL};
+    const char *args[] = {
+        "train", "--input", e2e_path(&d, "avazu.jsonl"), "--format", "adsmith", "--out", out, "--seed", "2", "--bits",
+        "12",    NULL};
     cr_assert_eq(e2e_run(&d, args, text, sizeof(text), NULL, 0, &status), 0, "%s", d.why);
     cr_assert_eq(status, 0, "adsmith train exited %d: %s", status, text);
 }
@@ -102,7 +81,10 @@ static cJSON *err_member(cJSON *doc, const char *name)
 
 static cJSON *get_json(const char *method, const char *path, const char *body, long want)
 {
-    struct e2e_req req = {.proto = E2E_HTTP1, .method = method, .path = path, .body = body,
+    struct e2e_req req = {.proto = E2E_HTTP1,
+                          .method = method,
+                          .path = path,
+                          .body = body,
                           .body_len = body != NULL ? strlen(body) : 0,
                           .headers = (const char *[]){"Content-Type: application/json", NULL}};
     cJSON *doc;
@@ -135,9 +117,10 @@ static double model_num(const char *member)
     return v;
 }
 
-static const char score_body[] = "{\"features\":{\"site\":\"1fbe01fe\",\"domain\":\"f3845767\",\"device\":\"1\","
-                                 "\"hour\":\"14\",\"size\":\"320x50\"},"
-                                 "\"candidates\":[{\"campaign\":\"1722\",\"advertiser\":\"79\"},{\"campaign\":\"2333\"}]}";
+static const char score_body[] =
+    "{\"features\":{\"site\":\"1fbe01fe\",\"domain\":\"f3845767\",\"device\":\"1\","
+    "\"hour\":\"14\",\"size\":\"320x50\"},"
+    "\"candidates\":[{\"campaign\":\"1722\",\"advertiser\":\"79\"},{\"campaign\":\"2333\"}]}";
 
 Test(model, embedded_default_serves_and_scores)
 {
@@ -190,13 +173,13 @@ Test(model, reload_publishes_a_new_file_and_refuses_bad_ones)
     cJSON *doc;
     FILE *f;
 
-    train_second(path_in("second.model"));
-    install(source("models/default/default.model"));
-    cr_assert_eq(e2e_daemon_start(&d, (const char *[]){"--model", path_in("model.bin"), NULL}), 0, "%s", d.why);
+    train_second(e2e_path(&d, "second.model"));
+    install(e2e_source("models/default/default.model"));
+    cr_assert_eq(e2e_daemon_start(&d, (const char *[]){"--model", e2e_path(&d, "model.bin"), NULL}), 0, "%s", d.why);
     version(v1);
 
     /* A new file: published, and named by the answer and by what follows. */
-    install(path_in("second.model"));
+    install(e2e_path(&d, "second.model"));
     doc = get_json("POST", "/v1/admin/model:reload", NULL, 200);
     cr_expect_str_eq(cJSON_GetObjectItem(doc, "previous")->valuestring, v1);
     snprintf(v2, sizeof(v2), "%s", cJSON_GetObjectItem(doc, "version")->valuestring);
@@ -207,9 +190,9 @@ Test(model, reload_publishes_a_new_file_and_refuses_bad_ones)
 
     /* Corrupt (one weight byte flipped), truncated, another schema: each refused with a
      * reason, and the running model stays. */
-    cr_assert_eq(e2e_file_read(path_in("second.model"), buf, sizeof(buf), &n), 0);
+    cr_assert_eq(e2e_file_read(e2e_path(&d, "second.model"), buf, sizeof(buf), &n), 0);
     buf[n - 100] ^= 0x10;
-    f = fopen(path_in("model.bin"), "wb");
+    f = fopen(e2e_path(&d, "model.bin"), "wb");
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(buf, 1, n, f), n);
     fclose(f);
@@ -221,7 +204,7 @@ Test(model, reload_publishes_a_new_file_and_refuses_bad_ones)
     cr_expect_str_eq(now, v2, "a corrupt file replaced the model");
 
     buf[n - 100] ^= 0x10;
-    f = fopen(path_in("model.bin"), "wb");
+    f = fopen(e2e_path(&d, "model.bin"), "wb");
     cr_assert_eq(fwrite(buf, 1, n / 2, f), n / 2);
     fclose(f);
     doc = get_json("POST", "/v1/admin/model:reload", NULL, 422);
@@ -229,18 +212,26 @@ Test(model, reload_publishes_a_new_file_and_refuses_bad_ones)
     cJSON_Delete(doc);
 
     {
-        const char *args[] = {"train", "--input", source("tests/ctr/fixtures/criteo.tsv"), "--format", "criteo",
-                              "--out", path_in("criteo.model"), "--bits", "12", NULL};
+        const char *args[] = {"train",
+                              "--input",
+                              e2e_source("tests/ctr/fixtures/criteo.tsv"),
+                              "--format",
+                              "criteo",
+                              "--out",
+                              e2e_path(&d, "criteo.model"),
+                              "--bits",
+                              "12",
+                              NULL};
         char text[4096];
         int status;
         cr_assert_eq(e2e_run(&d, args, text, sizeof(text), NULL, 0, &status), 0, "%s", d.why);
         cr_assert_eq(status, 0, "%s", text);
     }
-    install(path_in("criteo.model"));
+    install(e2e_path(&d, "criteo.model"));
     doc = get_json("POST", "/v1/admin/model:reload", NULL, 422);
     cr_expect(strstr(err_member(doc, "message")->valuestring, "schema") != NULL, "%s", rsp.body);
     cJSON_Delete(doc);
-    unlink(path_in("model.bin"));
+    unlink(e2e_path(&d, "model.bin"));
     doc = get_json("POST", "/v1/admin/model:reload", NULL, 422);
     cJSON_Delete(doc);
     version(now);
@@ -249,7 +240,7 @@ Test(model, reload_publishes_a_new_file_and_refuses_bad_ones)
     cr_expect_eq(model_num("loads"), 2);
 
     /* SIGHUP loads the file too. */
-    install(source("models/default/default.model"));
+    install(e2e_source("models/default/default.model"));
     cr_assert_eq(e2e_daemon_signal(&d, SIGHUP), 0, "%s", d.why);
     cr_assert_eq(e2e_log_wait(&d, "model reloaded", 5000), 0, "no \"model reloaded\" record after SIGHUP");
     version(now);
@@ -271,8 +262,12 @@ static void *scorer(void *arg)
     CURL *h = curl_easy_init();
 
     while (r != NULL && h != NULL && !atomic_load(&l->stop)) {
-        struct e2e_req req = {.proto = E2E_H2C_UPGRADE, .method = "POST", .path = "/v1/admin/model:score",
-                              .body = score_body, .body_len = sizeof(score_body) - 1, .handle = h,
+        struct e2e_req req = {.proto = E2E_H2C_UPGRADE,
+                              .method = "POST",
+                              .path = "/v1/admin/model:score",
+                              .body = score_body,
+                              .body_len = sizeof(score_body) - 1,
+                              .handle = h,
                               .headers = (const char *[]){"Content-Type: application/json", NULL}};
         cJSON *doc, *m;
         bool good;
@@ -298,13 +293,13 @@ Test(model, reloads_under_load_lose_no_request)
     cJSON *doc;
     long before;
 
-    train_second(path_in("second.model"));
-    install(source("models/default/default.model"));
-    cr_assert_eq(e2e_daemon_start(&d, (const char *[]){"--model", path_in("model.bin"), "--threads", "2", NULL}), 0,
-                 "%s", d.why);
+    train_second(e2e_path(&d, "second.model"));
+    install(e2e_source("models/default/default.model"));
+    cr_assert_eq(e2e_daemon_start(&d, (const char *[]){"--model", e2e_path(&d, "model.bin"), "--threads", "2", NULL}),
+                 0, "%s", d.why);
     e2e_admin_key(&d); /* made here, before the threads share d */
     version(l.v1);
-    install(path_in("second.model"));
+    install(e2e_path(&d, "second.model"));
     doc = get_json("POST", "/v1/admin/model:reload", NULL, 200);
     snprintf(l.v2, sizeof(l.v2), "%s", cJSON_GetObjectItem(doc, "version")->valuestring);
     cJSON_Delete(doc);
@@ -315,7 +310,7 @@ Test(model, reloads_under_load_lose_no_request)
     for (int i = 0; i < SCORERS; i++)
         cr_assert_eq(pthread_create(&t[i], NULL, scorer, &l), 0);
     for (int k = 0; k < RELOADS; k++) {
-        install(k % 2 == 0 ? source("models/default/default.model") : path_in("second.model"));
+        install(k % 2 == 0 ? e2e_source("models/default/default.model") : e2e_path(&d, "second.model"));
         before = atomic_load(&l.ok);
         doc = get_json("POST", "/v1/admin/model:reload", NULL, 200);
         cJSON_Delete(doc);

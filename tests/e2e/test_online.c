@@ -34,28 +34,6 @@ static void teardown(void)
 
 TestSuite(online, .init = setup, .fini = teardown, .timeout = 120);
 
-static const char *path_in(const char *name)
-{
-    static char mem[4][E2E_PATH_MAX];
-    static unsigned next;
-    char *p = mem[next++ % 4];
-
-    snprintf(p, E2E_PATH_MAX, "%s/%s", d.dir, name);
-    return p;
-}
-
-static const char *source(const char *rel)
-{
-    static char mem[4][E2E_PATH_MAX];
-    static unsigned next;
-    const char *root = getenv("ADSMITH_SOURCE_ROOT");
-    char *p = mem[next++ % 4];
-
-    cr_assert_not_null(root, "ADSMITH_SOURCE_ROOT is set by meson test");
-    snprintf(p, E2E_PATH_MAX, "%s/%s", root, rel);
-    return p;
-}
-
 /* A model of the "adsmith" schema from the Avazu fixture, as tests/e2e/test_model.c makes its second one. */
 static void train_model(const char *out)
 {
@@ -63,18 +41,22 @@ static void train_model(const char *out)
     char text[4096];
     int status;
 
-    snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' > '%s'", source("models/default/avazu_to_adsmith.py"),
-             source("tests/ctr/fixtures/avazu.csv"), path_in("avazu.jsonl"));
+    snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' > '%s'", e2e_source("models/default/avazu_to_adsmith.py"),
+             e2e_source("tests/ctr/fixtures/avazu.csv"), e2e_path(&d, "avazu.jsonl"));
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
-    const char *args[] = {"train", "--input", path_in("avazu.jsonl"), "--format", "adsmith", "--out", out,
-                          "--seed", "2", "--bits", "12", NULL};
+    const char *args[] = {
+        "train", "--input", e2e_path(&d, "avazu.jsonl"), "--format", "adsmith", "--out", out, "--seed", "2", "--bits",
+        "12",    NULL};
     cr_assert_eq(e2e_run(&d, args, text, sizeof(text), NULL, 0, &status), 0, "%s", d.why);
     cr_assert_eq(status, 0, "adsmith train exited %d: %s", status, text);
 }
 
 static cJSON *call(const char *method, const char *path, const char *body, long want)
 {
-    struct e2e_req req = {.proto = E2E_HTTP1, .method = method, .path = path, .body = body,
+    struct e2e_req req = {.proto = E2E_HTTP1,
+                          .method = method,
+                          .path = path,
+                          .body = body,
                           .body_len = body != NULL ? strlen(body) : 0,
                           .headers = (const char *[]){"Content-Type: application/json", NULL}};
     cJSON *doc;
@@ -157,14 +139,15 @@ static double metric(const char *series)
 
 Test(online, learns_publishes_and_resets)
 {
-    const char *args[] = {"--model", path_in("model.bin"), "--online-learning", "--online-window-s", "1",
-                          "--online-publish-s", "1", NULL};
+    const char *args[] = {
+        "--model", e2e_path(&d, "model.bin"), "--online-learning", "--online-window-s", "1", "--online-publish-s", "1",
+        NULL};
     char v0[64], v1[64];
     cJSON *doc, *on;
     double before, after;
     const int total = ROUNDS * 2 * PER_ROUND;
 
-    train_model(path_in("model.bin"));
+    train_model(e2e_path(&d, "model.bin"));
     e2e_assert_started(&d, args);
     cr_assert_eq(e2e_log_wait(&d, "online learning started", 5000), 0, "no start record");
 
@@ -202,8 +185,8 @@ Test(online, learns_publishes_and_resets)
     uint64_t deadline = e2e_now_ms() + 20000;
     for (;;) {
         doc = call("GET", "/v1/admin/model", NULL, 200);
-        bool done = strcmp(cJSON_GetObjectItem(doc, "source")->valuestring, "online") == 0 &&
-                    num(doc, "valid_rows") == total;
+        bool done =
+            strcmp(cJSON_GetObjectItem(doc, "source")->valuestring, "online") == 0 && num(doc, "valid_rows") == total;
         if (done) {
             snprintf(v1, sizeof(v1), "%s", cJSON_GetObjectItem(doc, "version")->valuestring);
             on = cJSON_GetObjectItem(doc, "online");
@@ -257,11 +240,11 @@ Test(online, learns_publishes_and_resets)
 
 Test(online, off_by_default)
 {
-    const char *args[] = {"--model", path_in("model.bin"), NULL};
+    const char *args[] = {"--model", e2e_path(&d, "model.bin"), NULL};
     cJSON *doc;
     double v;
 
-    train_model(path_in("model.bin"));
+    train_model(e2e_path(&d, "model.bin"));
     e2e_assert_started(&d, args);
     doc = call("GET", "/v1/admin/model", NULL, 200);
     cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "online"), "enabled")), "%s", rsp.body);

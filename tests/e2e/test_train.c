@@ -40,31 +40,9 @@ static void teardown(void)
 
 TestSuite(train, .init = setup, .fini = teardown, .timeout = 180);
 
-static const char *ws_path(const char *name)
-{
-    static char mem[8][E2E_PATH_MAX];
-    static unsigned next;
-    char *p = mem[next++ % 8];
-
-    snprintf(p, E2E_PATH_MAX, "%s/%s", ws.dir, name);
-    return p;
-}
-
-static const char *fixture(const char *name)
-{
-    static char mem[4][E2E_PATH_MAX];
-    static unsigned next;
-    const char *root = getenv("ADSMITH_SOURCE_ROOT");
-    char *p = mem[next++ % 4];
-
-    cr_assert_not_null(root, "ADSMITH_SOURCE_ROOT is set by meson test");
-    snprintf(p, E2E_PATH_MAX, "%s/tests/ctr/fixtures/%s", root, name);
-    return p;
-}
-
 static void write_file(const char *name, const char *text)
 {
-    FILE *f = fopen(ws_path(name), "w");
+    FILE *f = fopen(e2e_path(&ws, name), "w");
 
     cr_assert_not_null(f, "cannot create %s: %s", name, strerror(errno));
     cr_assert_eq(fputs(text, f) >= 0, true);
@@ -101,8 +79,10 @@ static void assert_log_has(const char *text)
 /* Trains on the first 160 rows of the Criteo fixture. */
 static int train_criteo(const char *model, const char *seed)
 {
-    const char *args[] = {"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--rows",
-                          "0:160", "--out",   ws_path(model),        "--seed",   seed,     NULL};
+    const char *args[] = {"train",    "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"),
+                          "--format", "criteo",  "--rows",
+                          "0:160",    "--out",   e2e_path(&ws, model),
+                          "--seed",   seed,      NULL};
 
     return run(args);
 }
@@ -128,8 +108,10 @@ static double num(const cJSON *o, const char *key)
 
 Test(train, train_then_eval_json)
 {
-    const char *eval[] = {"eval",   "--model", ws_path("m"), "--input", fixture("criteo.tsv"), "--format", "criteo",
-                          "--rows", "160:",    "--json",     NULL};
+    const char *eval[] = {
+        "eval",     "--model", e2e_path(&ws, "m"), "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"),
+        "--format", "criteo",  "--rows",           "160:",    "--json",
+        NULL};
     const char *end = NULL;
     const cJSON *bins, *bin;
     cJSON *doc;
@@ -168,8 +150,9 @@ Test(train, train_then_eval_json)
     cJSON_Delete(doc);
 
     /* The table form says the same things in words. */
-    status = run((const char *const[]){"eval", "--model", ws_path("m"), "--input", fixture("criteo.tsv"), "--format",
-                                       "criteo", "--rows", "160:", NULL});
+    status = run((const char *const[]){"eval", "--model", e2e_path(&ws, "m"), "--input",
+                                       e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format", "criteo", "--rows",
+                                       "160:", NULL});
     cr_assert_eq(status, 0, "eval exit %d:\n%s", status, log_text);
     cr_expect_not_null(strstr(out_text, "logloss"), "%s", out_text);
     cr_expect_not_null(strstr(out_text, "AUC"), "%s", out_text);
@@ -183,8 +166,8 @@ Test(train, same_seed_same_bytes)
 
     cr_assert_eq(train_criteo("a", "42"), 0, "%s", log_text);
     cr_assert_eq(train_criteo("b", "42"), 0, "%s", log_text);
-    a = slurp(ws_path("a"), &la);
-    b = slurp(ws_path("b"), &lb);
+    a = slurp(e2e_path(&ws, "a"), &la);
+    b = slurp(e2e_path(&ws, "b"), &lb);
     cr_expect_eq(la, lb, "sizes %zu and %zu", la, lb);
     cr_expect(la == lb && memcmp(a, b, la) == 0, "two trainings with --seed 42 differ");
     free(a);
@@ -195,46 +178,50 @@ Test(train, other_formats)
 {
     int status;
 
-    status = run((const char *const[]){"train", "--input", fixture("avazu.csv"), "--format", "avazu", "--out",
-                                       ws_path("avazu"), NULL});
+    status = run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/avazu.csv"), "--format",
+                                       "avazu", "--out", e2e_path(&ws, "avazu"), NULL});
     cr_assert_eq(status, 0, "avazu: exit %d:\n%s", status, log_text);
     assert_log_has("read 200 rows (37 clicks, lines 2..201)");
-    status = run((const char *const[]){"eval", "--model", ws_path("avazu"), "--input", fixture("avazu.csv"), "--format",
-                                       "avazu", "--json", NULL});
+    status =
+        run((const char *const[]){"eval", "--model", e2e_path(&ws, "avazu"), "--input",
+                                  e2e_source("tests/ctr/fixtures/avazu.csv"), "--format", "avazu", "--json", NULL});
     cr_assert_eq(status, 0, "avazu eval: exit %d:\n%s", status, log_text);
 
     /* The same file as csv:SPEC: a different schema, which the avazu model refuses. */
-    status = run((const char *const[]){"eval", "--model", ws_path("avazu"), "--input", fixture("avazu.csv"), "--format",
+    status = run((const char *const[]){"eval", "--model", e2e_path(&ws, "avazu"), "--input",
+                                       e2e_source("tests/ctr/fixtures/avazu.csv"), "--format",
                                        "csv:skip,label,cat:hour", NULL});
     cr_expect_eq(status, 2, "schema mismatch: exit %d:\n%s", status, log_text);
 }
 
 Test(train, usage_errors)
 {
-    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", NULL}), 2);
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format",
+                                           "criteo", NULL}),
+                 2);
     assert_log_has("--out are required");
-    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "parquet", "--out",
-                                           ws_path("x"), NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format",
+                                           "parquet", "--out", e2e_path(&ws, "x"), NULL}),
                  2);
     assert_log_has("unknown format 'parquet'");
-    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
-                                           ws_path("x"), "--rows", "5:3", NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format",
+                                           "criteo", "--out", e2e_path(&ws, "x"), "--rows", "5:3", NULL}),
                  2);
     assert_log_has("--rows takes A:B");
-    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
-                                           ws_path("x"), "--seed", "-1", NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format",
+                                           "criteo", "--out", e2e_path(&ws, "x"), "--seed", "-1", NULL}),
                  2);
     /* 0 is the trainer's "default", never a value to pass: refused, not silently replaced. */
-    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
-                                           ws_path("x"), "--valid-frac", "0", NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format",
+                                           "criteo", "--out", e2e_path(&ws, "x"), "--valid-frac", "0", NULL}),
                  2);
     assert_log_has("--valid-frac must be in (0, 0.5]");
-    cr_expect_eq(run((const char *const[]){"train", "--input", fixture("criteo.tsv"), "--format", "criteo", "--out",
-                                           ws_path("x"), "--bits", "0", NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format",
+                                           "criteo", "--out", e2e_path(&ws, "x"), "--bits", "0", NULL}),
                  2);
     assert_log_has("--bits must be a whole number above 0");
     cr_expect_eq(run((const char *const[]){"train", "--bogus", NULL}), 2);
-    cr_expect_eq(run((const char *const[]){"eval", "--model", ws_path("x"), NULL}), 2);
+    cr_expect_eq(run((const char *const[]){"eval", "--model", e2e_path(&ws, "x"), NULL}), 2);
     cr_expect_eq(run((const char *const[]){"train", "--help", NULL}), 0);
     cr_expect_not_null(strstr(out_text, "csv:SPEC"), "%s", out_text);
     /* The help says how validation really works on small inputs. */
@@ -245,31 +232,31 @@ Test(train, usage_errors)
 Test(train, runtime_errors)
 {
     /* No such input, a model that is not one, malformed lines. */
-    cr_expect_eq(run((const char *const[]){"train", "--input", ws_path("none.tsv"), "--format", "criteo", "--out",
-                                           ws_path("x"), NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_path(&ws, "none.tsv"), "--format", "criteo", "--out",
+                                           e2e_path(&ws, "x"), NULL}),
                  1);
     assert_log_has("cannot open");
     write_file("not-a-model", "hello\n");
-    cr_expect_eq(run((const char *const[]){"eval", "--model", ws_path("not-a-model"), "--input", fixture("criteo.tsv"),
-                                           "--format", "criteo", NULL}),
+    cr_expect_eq(run((const char *const[]){"eval", "--model", e2e_path(&ws, "not-a-model"), "--input",
+                                           e2e_source("tests/ctr/fixtures/criteo.tsv"), "--format", "criteo", NULL}),
                  1);
 
     write_file("bad.svm", "1 1:1\n0 2:1\nbad line\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n1 1:1\n"
                           "0 2:1\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n1 1:1\n0 2:1\n");
-    cr_expect_eq(run((const char *const[]){"train", "--input", ws_path("bad.svm"), "--format", "libsvm", "--out",
-                                           ws_path("svm"), NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_path(&ws, "bad.svm"), "--format", "libsvm", "--out",
+                                           e2e_path(&ws, "svm"), NULL}),
                  1);
     assert_log_has("line 3: a line starts with the label");
     assert_log_has("more than 0 malformed lines");
-    cr_expect_eq(run((const char *const[]){"train", "--input", ws_path("bad.svm"), "--format", "libsvm", "--out",
-                                           ws_path("svm"), "--max-bad", "1", NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_path(&ws, "bad.svm"), "--format", "libsvm", "--out",
+                                           e2e_path(&ws, "svm"), "--max-bad", "1", NULL}),
                  0, "%s", log_text);
     assert_log_has("line 3: a line starts with the label");
 
     /* One class only cannot be trained. */
     write_file("ones.svm", "1 1:1\n1 2:1\n1 1:1\n1 2:1\n1 1:1\n1 2:1\n1 1:1\n1 2:1\n1 1:1\n1 2:1\n1 1:1\n1 2:1\n");
-    cr_expect_eq(run((const char *const[]){"train", "--input", ws_path("ones.svm"), "--format", "libsvm", "--out",
-                                           ws_path("ones"), NULL}),
+    cr_expect_eq(run((const char *const[]){"train", "--input", e2e_path(&ws, "ones.svm"), "--format", "libsvm", "--out",
+                                           e2e_path(&ws, "ones"), NULL}),
                  1, "%s", log_text);
     assert_log_has("cannot train");
 }
