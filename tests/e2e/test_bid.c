@@ -259,7 +259,7 @@ static void load_fixtures(void)
         struct fixture *f = &fixtures[nfixtures];
         if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0)
             continue;
-        snprintf(f->name, sizeof(f->name), "%s", e->d_name);
+        snprintf(f->name, sizeof(f->name), "%.*s", (int)sizeof(f->name) - 1, e->d_name);
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         f->body = malloc(1 << 20);
         cr_assert_not_null(f->body);
