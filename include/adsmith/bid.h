@@ -61,10 +61,16 @@
  * The best campaign of an impression is the one of highest value (ties: the
  * first in the index). An impression without one gets no bid.
  *
- * Cost: every eligible candidate is scored (0.5 to 0.7 us each at 10,000
- * campaigns, loadtest/bench_bid.c), so a request's cost grows with its imps
- * times the eligible campaigns. opts->max_scored bounds it: once that many
- * candidates were scored the request's remaining ones are skipped, and an
+ * Cost: every eligible candidate is checked and valued, so a request's cost
+ * grows with its imps times the eligible campaigns. The model's click
+ * probability is only computed for a candidate that might beat the best of
+ * the impression so far: its value at p = 1 (exact for max_cpm, an upper
+ * bound for the others) must exceed the best value; the others are counted
+ * in scored and pruned, and the outcome is the one scoring every candidate
+ * gives. The candidates' model features are hashed once per index
+ * (cidx_feats()). opts->max_scored bounds the cost: once that many
+ * candidates were scored (pruned ones included) the request's remaining ones
+ * are skipped, and an
  * impression with more eligible campaigns than the request may still score
  * has its scan start at a place chosen by the request id (then ties go to
  * the first in that order), so that no campaign is always the one left out.
@@ -175,7 +181,8 @@ struct bid_result {
     int32_t nbr;                   /* when npicks is 0 */
     uint32_t privacy;              /* enum bid_privacy bits; != 0: contextual only */
     uint32_t eligible;             /* campaigns the index found, all imps together */
-    uint32_t scored;               /* candidates scored by the model */
+    uint32_t scored;               /* candidates past every check before the value (what max_scored counts) */
+    uint32_t pruned;               /* of those, not run through the model: they could not beat the best */
     char model_version[32];        /* rank_info.version of env->model */
 };
 

@@ -259,6 +259,66 @@ size_t cidx_words(const struct cidx *ix);
 /** The @p i-th campaign (i < cidx_count()); valid as long as the index. */
 const struct cidx_camp *cidx_camp(const struct cidx *ix, uint32_t i);
 
+/* ---- prepared for the bid decision ---- */
+
+#define CIDX_FEAT_CATEGORIES 8 /* creative categories of a campaign the ranking model sees */
+
+/* Index of a creative token in struct cidx_feat. */
+enum cidx_creative { CIDX_CREATIVE_BANNER, CIDX_CREATIVE_VIDEO, CIDX_CREATIVE_NATIVE, CIDX_CREATIVE_N };
+
+/**
+ * A campaign's candidate features for the ranking model (rank.h, "adsmith"
+ * schema), hashed once by cidx_build() so that the bid path neither formats
+ * nor hashes them: each token is ctr_hash(text, len, 0) of
+ *   campaign      the id;
+ *   advertiser    the advertiser id;
+ *   creative      "<id>/banner", "<id>/video", "<id>/native" (enum cidx_creative);
+ *   categories    the first CIDX_FEAT_CATEGORIES creative categories, as written.
+ * Tokens do not depend on a model: one preparation serves every model version.
+ */
+struct cidx_feat {
+    uint64_t campaign, advertiser;
+    uint64_t creative[CIDX_CREATIVE_N];
+    uint64_t categories[CIDX_FEAT_CATEGORIES];
+    uint32_t ncategories;
+};
+
+/**
+ * The prepared features of every campaign: cidx_count() entries, entry i for
+ * cidx_camp(ix, i), in one dense array. Valid as long as the index.
+ */
+const struct cidx_feat *cidx_feats(const struct cidx *ix);
+
+#define CIDX_SIZE_BITS 64 /* banner sizes of an index a brief can name as bits */
+
+/**
+ * What the bid decision reads of every candidate, copied from the campaign's
+ * record into one cache line of a dense array (cidx_briefs()), so that a scan
+ * over thousands of candidates reads memory in order instead of touching one
+ * record each. Same meanings as in struct cidx_camp.
+ */
+struct cidx_brief {
+    int64_t bid_micros, ceiling_cpm_micros;
+    int64_t daily_budget_micros, total_budget_micros;
+    char currency[4];
+    uint8_t strategy;   /* enum cidx_strategy */
+    uint8_t pacing;     /* enum cidx_pacing */
+    uint8_t formats;    /* enum cidx_format bits */
+    uint8_t capped;     /* 1: a frequency cap is set */
+    uint8_t sizes_in;   /* 1: size_bits is exactly the record's banner sizes; 0: read the record's sizes */
+    uint64_t size_bits; /* bit cidx_size_bit(w, h) set for each banner size of the campaign */
+};
+
+/** The brief of every campaign: cidx_count() entries, as cidx_feats(); valid as long as the index. */
+const struct cidx_brief *cidx_briefs(const struct cidx *ix);
+
+/**
+ * The bit of banner size @p w x @p h in cidx_brief.size_bits (0..CIDX_SIZE_BITS-1),
+ * or -1 when no campaign whose sizes_in is 1 has that size. The first
+ * CIDX_SIZE_BITS distinct sizes of the index (in index order) have a bit.
+ */
+int cidx_size_bit(const struct cidx *ix, uint16_t w, uint16_t h);
+
 /** The @p now the index was built for. */
 int64_t cidx_built_at(const struct cidx *ix);
 

@@ -260,4 +260,7 @@ void rank_cand_init(struct rank_cand *c);
  */
 int rank_cand_add(struct rank_cand *c, uint32_t f, const char *s, size_t len);
 
+/** As rank_cand_add() for a token already hashed with ctr_hash(text, len, 0) (e.g. struct cidx_feat). */
+int rank_cand_add_token(struct rank_cand *c, uint32_t f, uint64_t token);
+
 #endif

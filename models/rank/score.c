@@ -159,7 +159,7 @@ void rank_cand_init(struct rank_cand *c)
     c->dropped = 0;
 }
 
-int rank_cand_add(struct rank_cand *c, uint32_t f, const char *s, size_t len)
+int rank_cand_add_token(struct rank_cand *c, uint32_t f, uint64_t token)
 {
     if (f >= CTR_MAX_FIELDS)
         return ADS_EINVAL;
@@ -167,9 +167,14 @@ int rank_cand_add(struct rank_cand *c, uint32_t f, const char *s, size_t len)
         c->dropped++;
         return ADS_EOVERLOADED;
     }
-    c->v[c->n] = (struct ctr_value){.field = f, .kind = CTR_CAT, .token = ctr_hash(s, len, 0), .x = 1.0};
+    c->v[c->n] = (struct ctr_value){.field = f, .kind = CTR_CAT, .token = token, .x = 1.0};
     c->n++;
     return 0;
+}
+
+int rank_cand_add(struct rank_cand *c, uint32_t f, const char *s, size_t len)
+{
+    return rank_cand_add_token(c, f, ctr_hash(s, len, 0));
 }
 
 void rank_model_info(const struct rank_model *m, struct rank_info *ret)

@@ -9,9 +9,21 @@
 #include "adsmith/bid.h"
 #include "adsmith/ctr.h"
 
+/* A campaign currency's conversions for one request, looked up once instead of per candidate. */
+struct cur_conv {
+    char code[4];
+    bool known;  /* the table converts it to the response currency */
+    double rate; /* to the response currency */
+    int64_t cap; /* opts->max_cpm_micros in this currency; -1: none or unknown */
+};
+
+#define CUR_CONV_MAX 8 /* currencies remembered per request; others are looked up each time */
+
 struct bid_scratch {
     uint64_t words[CIDX_WORDS_MAX];
     struct cidx_str segments[CIDX_Q_MAX_SEGMENTS];
+    struct cur_conv conv[CUR_CONV_MAX];
+    uint32_t nconv;
 };
 
 int bid_scratch_new(struct bid_scratch **ret)
@@ -161,6 +173,8 @@ static bool domain_blocked(const char *d, size_t dl, struct cidx_str b)
 
 static bool camp_badv(const struct ortb_req *req, const struct cidx_camp *c)
 {
+    if (req->badv.n == 0)
+        return false; /* without reading the record */
     for (uint32_t i = 0; i < c->adomain.n; i++)
         for (uint32_t k = 0; k < req->badv.n; k++)
             if (domain_blocked(c->adomain.v[i].ptr, c->adomain.v[i].len, req->badv.v[k]))
@@ -193,25 +207,38 @@ static bool camp_bcat(const struct ortb_req *req, const struct cidx_camp *c)
 
 /* ---- format ---- */
 
-static bool pick_format(const struct ortb_imp *imp, const struct cidx_camp *c, struct bid_pick *p)
+/* Whether banner size @p i of @p imp is one of @p c's: from the brief @p b when it knows, else the record. */
+static bool has_size(const struct ortb_imp *imp, const int8_t *fbit, uint32_t i, const struct cidx_brief *b,
+                     const struct cidx_camp *c)
 {
-    if (imp->has_banner && (c->formats & CIDX_FMT_BANNER) != 0) {
+    if (b->sizes_in && i < ORTB_MAX_FORMATS)
+        return fbit[i] >= 0 && (b->size_bits >> fbit[i] & 1) != 0;
+    for (uint32_t k = 0; k < c->nsizes; k++)
+        if (imp->formats[i].w == c->sizes[k].w && imp->formats[i].h == c->sizes[k].h)
+            return true;
+    return false;
+}
+
+/* The format of campaign @p c (brief @p b); @p fbit: cidx_size_bit() of each banner size of @p imp. */
+static bool pick_format(const struct ortb_imp *imp, const int8_t *fbit, const struct cidx_brief *b,
+                        const struct cidx_camp *c, struct bid_pick *p)
+{
+    if (imp->has_banner && (b->formats & CIDX_FMT_BANNER) != 0) {
         for (uint32_t i = 0; i < imp->nformats; i++)
-            for (uint32_t k = 0; k < c->nsizes; k++)
-                if (imp->formats[i].w == c->sizes[k].w && imp->formats[i].h == c->sizes[k].h) {
-                    p->mtype = 1;
-                    p->w = imp->formats[i].w;
-                    p->h = imp->formats[i].h;
-                    return true;
-                }
+            if (has_size(imp, fbit, i, b, c)) {
+                p->mtype = 1;
+                p->w = imp->formats[i].w;
+                p->h = imp->formats[i].h;
+                return true;
+            }
     }
-    if (imp->has_video && (c->formats & CIDX_FMT_VIDEO) != 0) {
+    if (imp->has_video && (b->formats & CIDX_FMT_VIDEO) != 0) {
         p->mtype = 2;
         p->w = imp->video_size.w;
         p->h = imp->video_size.h;
         return true;
     }
-    if (imp->has_native && (c->formats & CIDX_FMT_NATIVE) != 0) {
+    if (imp->has_native && (b->formats & CIDX_FMT_NATIVE) != 0) {
         p->mtype = 4;
         p->w = p->h = 0;
         return true;
@@ -236,14 +263,14 @@ static const struct ortb_deal *pick_deal(const struct ortb_imp *imp, const struc
 
 /* ---- money ---- */
 
-/* @p micros in @p from converted to @p to, rounded up (floors) or down (values); -1 when unknown or huge. */
-static int64_t convert(const struct bid_fx *fx, int64_t micros, const char *from, const char *to, bool up)
+/* @p micros converted at @p rate (when @p known), rounded up (floors) or down (values); -1 when unknown or huge. */
+static int64_t convert_at(bool known, double rate, int64_t micros, bool up)
 {
-    double rate, x;
+    double x;
 
     if (micros == 0)
         return 0;
-    if (bid_fx_rate((void *)fx, from, to, &rate) != 0)
+    if (!known)
         return -1;
     x = (double)micros * rate;
     if (!(x < 1e15))
@@ -252,7 +279,33 @@ static int64_t convert(const struct bid_fx *fx, int64_t micros, const char *from
     return up ? (int64_t)ceil(x - 1e-6) : (int64_t)floor(x + 1e-6);
 }
 
-static double pacing_factor(const struct cidx_camp *c, const struct bid_spend *sp, int64_t now)
+/* @p micros in @p from converted to @p to, as convert_at(). */
+static int64_t convert(const struct bid_fx *fx, int64_t micros, const char *from, const char *to, bool up)
+{
+    double rate = 0;
+    bool known = micros != 0 && bid_fx_rate((void *)fx, from, to, &rate) == 0;
+
+    return convert_at(known, rate, micros, up);
+}
+
+/* The conversions of currency @p code into @p cur for this request (into *@p tmp when the memo is full). */
+static const struct cur_conv *cur_conv(struct bid_scratch *s, const char *code, const char *cur,
+                                       const struct bid_opts *o, const struct bid_fx *fx, struct cur_conv *tmp)
+{
+    struct cur_conv *cc = tmp;
+
+    for (uint32_t i = 0; i < s->nconv; i++)
+        if (memcmp(s->conv[i].code, code, 4) == 0)
+            return &s->conv[i];
+    if (s->nconv < CUR_CONV_MAX)
+        cc = &s->conv[s->nconv++];
+    memcpy(cc->code, code, 4);
+    cc->known = bid_fx_rate((void *)fx, code, cur, &cc->rate) == 0;
+    cc->cap = o->max_cpm_micros > 0 ? convert(fx, o->max_cpm_micros, "USD", code, false) : -1;
+    return cc;
+}
+
+static double pacing_factor(const struct cidx_brief *c, const struct bid_spend *sp, int64_t now)
 {
     double gone, ratio;
 
@@ -357,45 +410,63 @@ static void imp_features(struct rank_req *r, const struct bid_pick *p)
         add_str(r, RANK_F_DEAL, p->deal->id);
 }
 
-static void cand_features(struct rank_cand *c, const struct cidx_camp *camp, int32_t mtype)
+/* The candidate's features, from the tokens cidx_build() hashed (in the order the model was always given them). */
+static void cand_features(struct rank_cand *c, const struct cidx_feat *f, int32_t mtype)
 {
-    static const char *const fmt[] = {"", "banner", "video", "audio", "native"};
-    char t[CIDX_ID_MAX + 16];
-    int n;
+    int k = mtype == 1 ? CIDX_CREATIVE_BANNER : mtype == 2 ? CIDX_CREATIVE_VIDEO : CIDX_CREATIVE_NATIVE;
 
     rank_cand_init(c);
-    (void)rank_cand_add(c, RANK_F_CAMPAIGN, camp->id, strlen(camp->id));
-    (void)rank_cand_add(c, RANK_F_ADVERTISER, camp->advertiser, strlen(camp->advertiser));
-    n = snprintf(t, sizeof(t), "%s/%s", camp->id, fmt[mtype]);
-    (void)rank_cand_add(c, RANK_F_CREATIVE, t, (size_t)n);
-    for (uint32_t i = 0; i < camp->creative_categories.n && i < 8; i++)
-        (void)rank_cand_add(c, RANK_F_CAMP_CATEGORY, camp->creative_categories.v[i].ptr,
-                            camp->creative_categories.v[i].len);
+    (void)rank_cand_add_token(c, RANK_F_CAMPAIGN, f->campaign);
+    (void)rank_cand_add_token(c, RANK_F_ADVERTISER, f->advertiser);
+    (void)rank_cand_add_token(c, RANK_F_CREATIVE, f->creative[k]);
+    for (uint32_t i = 0; i < f->ncategories; i++)
+        (void)rank_cand_add_token(c, RANK_F_CAMP_CATEGORY, f->categories[i]);
 }
 
 /* ---- the decision ---- */
 
-/* The value CPM of @p c (its currency, micros) at click probability @p p, before pacing. */
-static int64_t camp_value(const struct cidx_camp *c, double p, const struct bid_opts *o, const struct bid_fx *fx)
+/* The value CPM of @p c before the caps: what the strategy makes of click probability @p p. */
+static double raw_value(const struct cidx_brief *c, double p, const struct bid_opts *o)
 {
-    double v;
-    int64_t cap;
-
     switch (c->strategy) {
-    case CIDX_TARGET_CPC: v = p * (double)c->bid_micros * 1000.0; break;
-    case CIDX_TARGET_CPA: v = p * o->cvr_prior * (double)c->bid_micros * 1000.0; break;
-    default: v = (double)c->bid_micros; break;
+    case CIDX_TARGET_CPC: return p * (double)c->bid_micros * 1000.0;
+    case CIDX_TARGET_CPA: return p * o->cvr_prior * (double)c->bid_micros * 1000.0;
+    default: return (double)c->bid_micros;
     }
+}
+
+/* The value CPM of @p c (its currency @p cc, micros) at click probability @p p, before pacing. */
+static int64_t camp_value(const struct cidx_brief *c, double p, const struct bid_opts *o, const struct cur_conv *cc)
+{
+    double v = raw_value(c, p, o);
+
     if (!(v >= 0) || v > 1e15)
         return 0;
     if (c->ceiling_cpm_micros > 0 && v > (double)c->ceiling_cpm_micros)
         v = (double)c->ceiling_cpm_micros;
-    if (o->max_cpm_micros > 0) {
-        cap = convert(fx, o->max_cpm_micros, "USD", c->currency, false);
-        if (cap >= 0 && v > (double)cap)
-            v = (double)cap;
-    }
+    if (cc->cap >= 0 && v > (double)cc->cap)
+        v = (double)cc->cap;
     return (int64_t)floor(v);
+}
+
+/*
+ * The most @p c can be worth in the response currency (micros, before
+ * pacing) at any click probability, or INT64_MAX when that is not known
+ * without the model. Exact for max_cpm (its value does not depend on p). For
+ * the others it is the value at p = 1: the model's p is a probability (a
+ * sigmoid, never above 1), and every step from p to the value (products,
+ * caps, floor(), conversion) gives a lower input a result no higher, except
+ * where a huge value is refused (camp_value() and convert_at() turn it into 0
+ * or -1): then INT64_MAX.
+ */
+static int64_t value_bound(const struct cidx_brief *c, const struct bid_opts *o, const struct cur_conv *cc)
+{
+    int64_t v;
+
+    if (c->strategy != CIDX_MAX_CPM && !(raw_value(c, 1.0, o) <= 1e15))
+        return INT64_MAX;
+    v = convert_at(cc->known, cc->rate, camp_value(c, 1.0, o, cc), false);
+    return v < 0 && c->strategy != CIDX_MAX_CPM ? INT64_MAX : v;
 }
 
 /* The floor of @p imp (or @p deal) in @p cur, micros rounded up; -1 when it cannot be converted. */
@@ -453,11 +524,18 @@ static bool decide_imp(struct bid_scratch *s, const struct ortb_req *req, const 
                        struct bid_pick *best)
 {
     const struct ortb_imp *imp = &req->imps[i];
+    const struct cidx_feat *feats = cidx_feats(env->ix);
+    const struct cidx_brief *briefs = cidx_briefs(env->ix);
     struct imp_req cache[IMP_REQ_CACHE];
     uint32_t ncache = 0;
     struct cidx_query q;
     uint32_t nwords, elig, first = 0;
+    int64_t open_floor = floor_in(env->fx, imp, NULL, res->cur); /* the floor without a deal */
+    int8_t fbit[ORTB_MAX_FORMATS];
     bool found = false;
+
+    for (uint32_t f = 0; f < imp->nformats && f < ORTB_MAX_FORMATS; f++)
+        fbit[f] = (int8_t)cidx_size_bit(env->ix, imp->formats[f].w, imp->formats[f].h);
 
     if (ortb_imp_query(req, i, env->now, &q) != 0)
         return false;
@@ -478,8 +556,8 @@ static bool decide_imp(struct bid_scratch *s, const struct ortb_req *req, const 
         first = (uint32_t)(ctr_hash(req->id.ptr, req->id.len, i) % ((uint64_t)nwords * 64));
     /* Word first / 64 from bit first % 64, the other words, then that word's lower bits. */
     for (uint32_t k = 0; k <= nwords; k++) {
-        uint32_t w = (first / 64 + k) % nwords, b = first % 64;
-        uint64_t low = b == 0 ? 0 : (1ull << b) - 1;
+        uint32_t w = (first / 64 + k) % nwords, bit = first % 64;
+        uint64_t low = bit == 0 ? 0 : (1ull << bit) - 1;
         uint64_t bits = s->words[w];
 
         if (k == 0)
@@ -490,15 +568,18 @@ static bool decide_imp(struct bid_scratch *s, const struct ortb_req *req, const 
             if (env->opts->max_scored > 0 && res->scored >= env->opts->max_scored)
                 return found;
             uint32_t ci = w * 64 + (uint32_t)__builtin_ctzll(bits);
-            const struct cidx_camp *c = cidx_camp(env->ix, ci);
+            const struct cidx_camp *c = cidx_camp(env->ix, ci); /* read only when a check needs more than b */
+            const struct cidx_brief *b = &briefs[ci];
             struct bid_pick p = {.imp = i, .camp = c, .at = req->at == 1 ? 1 : 2};
             struct bid_spend sp = {0, 0};
             struct rank_cand cand;
+            struct cur_conv cc_tmp;
+            const struct cur_conv *cc;
             int64_t value, fl;
             double pace;
 
             bits &= bits - 1;
-            if (camp_badv(req, c) || camp_bcat(req, c) || !pick_format(imp, c, &p))
+            if (camp_badv(req, c) || camp_bcat(req, c) || !pick_format(imp, fbit, b, c, &p))
                 continue;
             p.deal = pick_deal(imp, c);
             if (p.deal == NULL && imp->private_auction == 1)
@@ -510,25 +591,35 @@ static bool decide_imp(struct bid_scratch *s, const struct ortb_req *req, const 
                 continue;
             if (env->spend != NULL && env->spend(env->spend_ctx, c, env->now, &sp) != 0)
                 continue;
-            if ((c->total_budget_micros > 0 && sp.total_micros >= c->total_budget_micros) ||
-                (c->daily_budget_micros > 0 && sp.day_micros >= c->daily_budget_micros))
+            if ((b->total_budget_micros > 0 && sp.total_micros >= b->total_budget_micros) ||
+                (b->daily_budget_micros > 0 && sp.day_micros >= b->daily_budget_micros))
                 continue;
-            if (res->privacy == 0 && capped(env->profile, c, env->now))
+            if (res->privacy == 0 && b->capped && capped(env->profile, c, env->now))
                 continue;
-            pace = pacing_factor(c, &sp, env->now);
+            pace = pacing_factor(b, &sp, env->now);
             if (pace <= 0)
                 continue;
 
-            cand_features(&cand, c, p.mtype);
-            p.p = rank_req_score(committed(cache, &ncache, base, &p), &cand);
+            cc = cur_conv(s, b->currency, res->cur, env->opts, env->fx, &cc_tmp);
             res->scored++;
+            /* A candidate that cannot beat the best so far even at p = 1 is not run through the model: the
+             * winner and its price are the ones scoring it would give (a tie keeps the best so far). */
+            if (found) {
+                int64_t bound = value_bound(b, env->opts, cc);
+                if (bound != INT64_MAX && (int64_t)floor((double)bound * pace) <= best->value_micros) {
+                    res->pruned++;
+                    continue;
+                }
+            }
+            cand_features(&cand, &feats[ci], p.mtype);
+            p.p = rank_req_score(committed(cache, &ncache, base, &p), &cand);
 
-            value = camp_value(c, p.p, env->opts, env->fx);
-            value = convert(env->fx, value, c->currency, res->cur, false);
+            value = camp_value(b, p.p, env->opts, cc);
+            value = convert_at(cc->known, cc->rate, value, false);
             if (value <= 0)
                 continue;
             value = (int64_t)floor((double)value * pace);
-            fl = floor_in(env->fx, imp, p.deal, res->cur);
+            fl = p.deal == NULL ? open_floor : floor_in(env->fx, imp, p.deal, res->cur);
             if (fl < 0 || value < fl || value <= 0)
                 continue;
             p.value_micros = value;
@@ -561,11 +652,12 @@ int bid_decide(struct bid_scratch *s, const struct ortb_req *req, const struct b
         return ADS_EINVAL;
     memset(ret, 0, offsetof(struct bid_result, picks));
     ret->npicks = 0;
-    ret->eligible = ret->scored = 0;
+    ret->eligible = ret->scored = ret->pruned = 0;
     ret->nbr = ORTB_NBR_UNKNOWN;
     rank_model_info(env->model, &info);
     snprintf(ret->model_version, sizeof(ret->model_version), "%s", info.version);
     ret->privacy = bid_privacy(req, env->profile);
+    s->nconv = 0;
 
     if (req->tmax > 0 && (uint32_t)req->tmax < env->opts->min_tmax_ms) {
         ret->nbr = ORTB_NBR_INSUFFICIENT_TIME;

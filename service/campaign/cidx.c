@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adsmith/ctr.h"
 #include "adsmith/doc.h"
 
 /* ==== records: from a campaign document ====
@@ -591,6 +592,10 @@ struct cidx {
     uint32_t n, threshold;
     size_t nwords, stride; /* stride: nwords rounded up to IX_PAD, the size of every bitset */
     struct cidx_camp **camps;
+    struct cidx_feat *feats;                   /* cidx_feats(): one per campaign, dense */
+    struct cidx_brief *briefs;                 /* cidx_briefs(): one per campaign, dense, cache-line aligned */
+    struct cidx_size size_tab[CIDX_SIZE_BITS]; /* the sizes of cidx_size_bit(), in bit order */
+    uint32_t nsize_tab;
     struct tz **zones;
     uint32_t nzones;
     struct ix_slot *table;
@@ -1139,6 +1144,8 @@ void cidx_free(struct cidx *ix)
     for (uint32_t z = 0; z < ix->nzones; z++)
         tz_free(ix->zones[z]);
     free(ix->camps);
+    free(ix->feats);
+    free(ix->briefs);
     free(ix->zones);
     free(ix->table);
     free(ix->entries);
@@ -1262,6 +1269,63 @@ static int ix_compile(struct cidx *ix, struct ix_build *bd)
     return 0;
 }
 
+/* Hashes each campaign's model tokens once (struct cidx_feat) and copies
+ * what the bid path reads of every candidate (struct cidx_brief), in dense
+ * arrays next to the records: the bid path reads them in index order instead
+ * of formatting and hashing strings and touching a record per candidate. */
+static int ix_prepare(struct cidx *ix)
+{
+    static const char *const fmt[CIDX_CREATIVE_N] = {"banner", "video", "native"};
+    void *mem;
+
+    _Static_assert(sizeof(struct cidx_brief) <= 64, "a brief fits a cache line");
+    ix->feats = calloc(ix->n + 1, sizeof(*ix->feats));
+    if (ix->feats == NULL || posix_memalign(&mem, 64, sizeof(*ix->briefs) * (ix->n + 1)) != 0)
+        return ADS_ENOMEM;
+    ix->briefs = mem;
+    for (uint32_t i = 0; i < ix->n; i++) {
+        const struct cidx_camp *c = ix->camps[i];
+        struct cidx_feat *f = &ix->feats[i];
+        struct cidx_brief *b = &ix->briefs[i];
+        size_t idl = strlen(c->id);
+        char t[CIDX_ID_MAX + 16];
+
+        f->campaign = ctr_hash(c->id, idl, 0);
+        f->advertiser = ctr_hash(c->advertiser, strlen(c->advertiser), 0);
+        for (int k = 0; k < CIDX_CREATIVE_N; k++) {
+            int n = snprintf(t, sizeof(t), "%s/%s", c->id, fmt[k]);
+            f->creative[k] = ctr_hash(t, (size_t)n, 0);
+        }
+        for (uint32_t k = 0; k < c->creative_categories.n && k < CIDX_FEAT_CATEGORIES; k++)
+            f->categories[f->ncategories++] =
+                ctr_hash(c->creative_categories.v[k].ptr, c->creative_categories.v[k].len, 0);
+        memset(b, 0, sizeof(*b));
+        b->bid_micros = c->bid_micros;
+        b->ceiling_cpm_micros = c->ceiling_cpm_micros;
+        b->daily_budget_micros = c->daily_budget_micros;
+        b->total_budget_micros = c->total_budget_micros;
+        memcpy(b->currency, c->currency, sizeof(b->currency));
+        b->strategy = (uint8_t)c->strategy;
+        b->pacing = (uint8_t)c->pacing;
+        b->formats = (uint8_t)c->formats;
+        b->capped = c->cap_hour != 0 || c->cap_day != 0 || c->cap_lifetime != 0;
+        b->sizes_in = 1;
+        for (uint32_t k = 0; k < c->nsizes; k++) {
+            int bit = cidx_size_bit(ix, c->sizes[k].w, c->sizes[k].h);
+            if (bit < 0 && ix->nsize_tab < CIDX_SIZE_BITS) {
+                bit = (int)ix->nsize_tab;
+                ix->size_tab[ix->nsize_tab++] = c->sizes[k];
+            }
+            if (bit < 0)
+                b->sizes_in = 0;
+            else
+                b->size_bits |= 1ull << bit;
+        }
+    }
+    ix->stats.bytes += (sizeof(*ix->feats) + sizeof(*ix->briefs)) * ix->n;
+    return 0;
+}
+
 int cidx_build(struct cidx_builder *b, int64_t now, struct cidx **ret)
 {
     struct ix_build bd;
@@ -1280,8 +1344,8 @@ int cidx_build(struct cidx_builder *b, int64_t now, struct cidx **ret)
         ix->stride = (ix->nwords + IX_PAD - 1) / IX_PAD * IX_PAD;
         ix->threshold = (uint32_t)(ix->nwords / 2 > 4 ? ix->nwords / 2 : 4);
         ix->stats.campaigns = ix->n;
-        if ((rc = ix_compile(ix, &bd)) == 0)
-            rc = ix_slot_sets(ix, &bd);
+        if ((rc = ix_compile(ix, &bd)) == 0 && (rc = ix_slot_sets(ix, &bd)) == 0)
+            rc = ix_prepare(ix);
     }
     ix_build_done(&bd);
     if (rc != 0) {
@@ -1332,6 +1396,24 @@ size_t cidx_words(const struct cidx *ix)
 const struct cidx_camp *cidx_camp(const struct cidx *ix, uint32_t i)
 {
     return i < ix->n ? ix->camps[i] : NULL;
+}
+
+const struct cidx_feat *cidx_feats(const struct cidx *ix)
+{
+    return ix->feats;
+}
+
+const struct cidx_brief *cidx_briefs(const struct cidx *ix)
+{
+    return ix->briefs;
+}
+
+int cidx_size_bit(const struct cidx *ix, uint16_t w, uint16_t h)
+{
+    for (uint32_t i = 0; i < ix->nsize_tab; i++)
+        if (ix->size_tab[i].w == w && ix->size_tab[i].h == h)
+            return (int)i;
+    return -1;
 }
 
 int64_t cidx_built_at(const struct cidx *ix)

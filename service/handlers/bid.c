@@ -28,9 +28,9 @@
 #define BID_MIN_TMAX_MS 10    /* below this an exchange's deadline cannot be met (nbr 15) */
 #define BID_CVR_PRIOR 0.05    /* conversions per click for target_cpa, until a pCVR model exists */
 #define BID_MEM_PER_IMP 24576 /* answer memory per bid: markup, three notice URLs, ids */
-/* Candidates scored per request, whatever its imps times the eligible campaigns: about 10 ms of CPU
- * (loadtest/bench_bid.c: 0.5 to 0.7 us a candidate at 10,000 campaigns, mostly cache misses on the
- * campaign records), so that a 64-imp request against a large index cannot hold a worker for a second. */
+/* Candidates scored per request, whatever its imps times the eligible campaigns: about 0.5 to 3 ms of CPU
+ * (loadtest/bench_bid.c: 25 to 130 ns a candidate at 10,000 campaigns, the most with badv or bcat, which
+ * read the campaign records), so that a 64-imp request against a large index cannot hold a worker long. */
 #define BID_MAX_SCORED 20000
 
 static atomic_ulong bid_forged; /* notices refused for their signature */

@@ -375,6 +375,223 @@ Test(decide, max_scored_bounds_the_candidates_of_a_request)
     cidx_free(ix);
 }
 
+/* ---- the pruned scan against scoring every candidate ---- */
+
+static uint32_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*x >> 33);
+}
+
+/* Spend that differs by campaign: today's share of the daily budget from 0 to 9 tenths (even pacing at T0,
+ * half the day gone, then scales values by 1 down to 0.2 or stops them). */
+static int spend_by_id(void *ctx, const struct cidx_camp *c, int64_t now, struct bid_spend *ret)
+{
+    uint32_t h = 0;
+
+    (void)ctx;
+    (void)now;
+    for (const char *p = c->id; *p != '\0'; p++)
+        h = h * 31 + (uint8_t)*p;
+    ret->total_micros = 0;
+    ret->day_micros = c->daily_budget_micros / 10 * (int64_t)(h % 10);
+    return 0;
+}
+
+/* Campaign @p i of the generated set: strategies, amounts (with ties), currencies, ceilings, pacing, formats,
+ * deals, categories and advertiser domains vary. */
+static struct cidx_camp *gen_camp(uint32_t i, uint64_t *x)
+{
+    static const char *const curs[] = {"\"USD\"", "\"EUR\"", "\"GBP\""};
+    static const char *const formats[] = {"[\"banner\",\"native\"]", "[\"banner\"]", "[\"native\"]"};
+    static const char *const ids[] = {"c1", "a", "b", "c"};
+    char id[16], bid[160], adomain[64], cats[96];
+    const char *kv[16];
+    uint32_t k = 0, amount = 500000 + 500000 * (lcg(x) % 12); /* steps of 0.50: ties happen */
+
+    if (i < 4)
+        snprintf(id, sizeof(id), "%s", ids[i]);
+    else
+        snprintf(id, sizeof(id), "g%u", i);
+    switch (lcg(x) % 4) {
+    case 0:
+        snprintf(bid, sizeof(bid), "{\"strategy\":\"target_cpc\",\"amount_micros\":%u}", 2000 + lcg(x) % 20000);
+        break;
+    case 1:
+        snprintf(bid, sizeof(bid), "{\"strategy\":\"target_cpc\",\"amount_micros\":%u,\"ceiling_cpm_micros\":%u}",
+                 2000 + lcg(x) % 60000, 1000000 + lcg(x) % 3000000);
+        break;
+    case 2:
+        snprintf(bid, sizeof(bid), "{\"strategy\":\"target_cpa\",\"amount_micros\":%u}", 40000 + lcg(x) % 400000);
+        break;
+    default: snprintf(bid, sizeof(bid), "{\"strategy\":\"max_cpm\",\"amount_micros\":%u}", amount); break;
+    }
+    snprintf(adomain, sizeof(adomain), "[\"adv%u.example\"]", lcg(x) % 6);
+    snprintf(cats, sizeof(cats), "{\"taxonomy\":\"iab_content_1.0\",\"ids\":[\"IAB%u-1\"]}", 1 + lcg(x) % 4);
+    kv[k++] = "bid";
+    kv[k++] = bid;
+    kv[k++] = "currency";
+    kv[k++] = curs[lcg(x) % 3];
+    kv[k++] = "pacing";
+    kv[k++] = lcg(x) % 2 == 0 ? "\"even\"" : "\"asap\"";
+    kv[k++] = "targeting.formats";
+    kv[k++] = formats[lcg(x) % 3];
+    kv[k++] = "adomain";
+    kv[k++] = adomain;
+    kv[k++] = "creative_categories";
+    kv[k++] = cats;
+    if (lcg(x) % 4 == 0) {
+        kv[k++] = "targeting.deals";
+        kv[k++] = "[\"d1\",\"d2\"]";
+    }
+    kv[k] = NULL;
+    return camp(id, kv);
+}
+
+/* A request of one to three imps with random formats, sizes, floors, deals, auction type, currency and blocks. */
+static const char *gen_req(uint32_t n, uint64_t *x)
+{
+    static const char *const sizes[] = {"{\"w\":300,\"h\":250}", "{\"w\":728,\"h\":90}", "{\"w\":320,\"h\":50}",
+                                        "{\"w\":160,\"h\":600}"};
+    static const char *const fcurs[] = {"USD", "EUR", "GBP"};
+    static char mem[8192];
+    size_t at = 0;
+    uint32_t nimps = 1 + lcg(x) % 3;
+
+#define PUT(...) at += (size_t)snprintf(mem + at, sizeof(mem) - at, __VA_ARGS__)
+    PUT("{\"id\":\"q%u\",\"at\":%u,\"imp\":[", n, 1 + lcg(x) % 2);
+    for (uint32_t i = 0; i < nimps; i++) {
+        uint32_t kind = lcg(x) % 4;
+        PUT("%s{\"id\":\"%u\"", i > 0 ? "," : "", i + 1);
+        if (kind != 1)
+            PUT(",\"banner\":{\"format\":[%s,%s]}", sizes[lcg(x) % 4], sizes[lcg(x) % 4]);
+        if (kind != 0)
+            PUT(",\"native\":{}");
+        if (lcg(x) % 2 == 0)
+            PUT(",\"bidfloor\":%.2f,\"bidfloorcur\":\"%s\"", (double)(lcg(x) % 400) / 100.0, fcurs[lcg(x) % 3]);
+        if (lcg(x) % 5 == 0)
+            PUT(",\"pmp\":{\"private_auction\":%u,\"deals\":[{\"id\":\"d%u\",\"bidfloor\":%.2f,\"at\":%u}]}",
+                lcg(x) % 2, 1 + lcg(x) % 3, (double)(lcg(x) % 300) / 100.0, 1 + lcg(x) % 3);
+        PUT("}");
+    }
+    PUT("],\"site\":{\"domain\":\"news.example\"}");
+    if (lcg(x) % 3 == 0)
+        PUT(",\"cur\":[\"%s\"]", fcurs[lcg(x) % 3]);
+    if (lcg(x) % 4 == 0)
+        PUT(",\"badv\":[\"adv%u.example\"]", lcg(x) % 6);
+    if (lcg(x) % 4 == 0)
+        PUT(",\"bcat\":[\"IAB%u\"]", 1 + lcg(x) % 4);
+    PUT("}");
+#undef PUT
+    cr_assert_lt(at, sizeof(mem));
+    return mem;
+}
+
+Test(decide, the_pruned_scan_picks_what_scoring_every_candidate_picks)
+{
+    enum { NCAMPS = 48, NREQS = 400 };
+    struct cidx_camp *cs[NCAMPS];
+    struct cidx *ix, *solo[NCAMPS];
+    uint64_t x = 42;
+    uint32_t picks = 0, pruned = 0, cpc_wins = 0, cpm_wins = 0;
+
+    for (uint32_t i = 0; i < NCAMPS; i++)
+        cs[i] = gen_camp(i, &x);
+    ix = index_of(cs, NCAMPS);
+    /* The reference: each campaign alone in an index, where nothing can be pruned (it is always the first). */
+    for (uint32_t i = 0; i < NCAMPS; i++) {
+        struct cidx_camp *c;
+        cr_assert_eq(cidx_camp_clone(cidx_camp(ix, i), &c), 0);
+        solo[i] = index_of(&c, 1);
+    }
+    for (uint32_t n = 0; n < NREQS; n++) {
+        const struct ortb_req *r = parse(gen_req(n, &x));
+        struct bid_env env = {ix, model, NULL, spend_by_id, NULL, &fx, &opts, T0};
+        struct bid_result fast;
+        struct bid_pick want[ORTB_MAX_IMPS];
+        bool have[ORTB_MAX_IMPS] = {false};
+        uint32_t scored = 0;
+
+        cr_assert_eq(bid_decide(bs, r, &env, &fast), 0);
+        for (uint32_t j = 0; j < NCAMPS; j++) {
+            env.ix = solo[j];
+            cr_assert_eq(bid_decide(bs, r, &env, &res), 0);
+            cr_assert_eq(res.pruned, 0);
+            scored += res.scored;
+            for (uint32_t k = 0; k < res.npicks; k++) {
+                const struct bid_pick *p = &res.picks[k];
+                /* Highest value wins; a tie keeps the first in the index. */
+                if (!have[p->imp] || p->value_micros > want[p->imp].value_micros) {
+                    want[p->imp] = *p;
+                    have[p->imp] = true;
+                }
+            }
+        }
+        cr_assert_eq(fast.scored, scored, "request %u: every candidate that passed the checks counts", n);
+        pruned += fast.pruned;
+        for (uint32_t i = 0, k = 0; i < r->nimps; i++) {
+            const struct bid_pick *got = k < fast.npicks && fast.picks[k].imp == i ? &fast.picks[k++] : NULL;
+            cr_assert_eq(got != NULL, have[i], "request %u imp %u: a bid or none, as scoring every candidate", n, i);
+            if (got == NULL)
+                continue;
+            picks++;
+            cpc_wins += got->camp->strategy != CIDX_MAX_CPM;
+            cpm_wins += got->camp->strategy == CIDX_MAX_CPM;
+            cr_assert_str_eq(got->camp->id, want[i].camp->id, "request %u imp %u", n, i);
+            cr_assert_eq(got->value_micros, want[i].value_micros, "request %u imp %u", n, i);
+            cr_assert_eq(got->price_micros, want[i].price_micros, "request %u imp %u", n, i);
+            cr_assert_eq(got->floor_micros, want[i].floor_micros, "request %u imp %u", n, i);
+            cr_assert(got->p == want[i].p, "request %u imp %u: the same probability", n, i);
+            cr_assert_eq(got->mtype, want[i].mtype);
+            cr_assert_eq(got->w, want[i].w);
+            cr_assert_eq(got->h, want[i].h);
+            cr_assert_eq(got->deal, want[i].deal);
+            cr_assert_eq(got->at, want[i].at);
+        }
+    }
+    /* The generated set exercises what it is meant to: many bids, winners of each kind, pruning. */
+    cr_assert_gt(picks, NREQS / 2, "%u picks", picks);
+    cr_assert_gt(cpc_wins, 10, "%u target_cpc/cpa winners", cpc_wins);
+    cr_assert_gt(cpm_wins, 10, "%u max_cpm winners", cpm_wins);
+    cr_assert_gt(pruned, NREQS, "%u pruned", pruned);
+    for (uint32_t i = 0; i < NCAMPS; i++)
+        cidx_free(solo[i]);
+    cidx_free(ix);
+}
+
+Test(decide, banner_sizes_beyond_the_index_size_bits_are_read_from_the_record)
+{
+    enum { N = CIDX_SIZE_BITS + 6 };
+    struct cidx_camp *cs[N];
+    struct cidx *ix;
+
+    /* Campaign i bids on banner 100+i x 50 only, more for a larger i: the first CIDX_SIZE_BITS sizes get a bit,
+     * the campaigns after them are matched through their records. */
+    for (int i = 0; i < N; i++) {
+        char id[16], sizes[64], bid[96];
+        const char *kv[] = {"targeting.formats", "[\"banner\"]", "targeting.sizes", sizes, "bid", bid, NULL};
+        snprintf(id, sizeof(id), "s%d", i);
+        snprintf(sizes, sizeof(sizes), "[{\"w\":%d,\"h\":50}]", 100 + i);
+        snprintf(bid, sizeof(bid), "{\"strategy\":\"max_cpm\",\"amount_micros\":%d}", 1000000 + 10000 * i);
+        cs[i] = camp(id, kv);
+    }
+    ix = index_of(cs, N);
+    cr_assert_eq(cidx_size_bit(ix, 101, 50), 1);
+    cr_assert_eq(cidx_size_bit(ix, 100 + N - 1, 50), -1);
+    decide(ix, "{\"id\":\"r\",\"imp\":[{\"id\":\"1\",\"banner\":{\"format\":[{\"w\":101,\"h\":50},"
+               "{\"w\":168,\"h\":50},{\"w\":300,\"h\":250}]}}]}");
+    cr_assert_eq(res.npicks, 1);
+    cr_assert_str_eq(res.picks[0].camp->id, "s68");
+    cr_assert_eq(res.picks[0].w, 168);
+    cr_assert_eq(res.scored, 2);
+    decide(ix, "{\"id\":\"r\",\"imp\":[{\"id\":\"1\",\"banner\":{\"format\":[{\"w\":300,\"h\":250},"
+               "{\"w\":101,\"h\":50}]}}]}");
+    cr_assert_eq(res.npicks, 1);
+    cr_assert_str_eq(res.picks[0].camp->id, "s1");
+    cr_assert_eq(res.picks[0].w, 101);
+    cidx_free(ix);
+}
+
 Test(decide, each_impression_gets_its_own_bid)
 {
     struct cidx *ix = one(NULL);
