@@ -21,10 +21,13 @@
  * with AND, values within a member with OR, an exclude or block list wins over
  * an include or allow list, and an absent member does not restrict. Per
  * dimension:
- *   country   the request's code, as given (alpha-2 or alpha-3), upper-cased;
- *   region    "CC-R" built from the request's country and region ("US" and
- *             "TX" make "US-TX"; a region already written "US-TX" is used as
- *             is), so region targeting needs an alpha-2 country;
+ *   country   ISO 3166-1 alpha-2 or alpha-3, case-insensitive: campaign and
+ *             request codes are both compared as alpha-2 where the table
+ *             (ortb_country_alpha2) knows them ("USA" matches "US"), else
+ *             as written;
+ *   region    "CC-R" built from the request's country (as alpha-2) and
+ *             region ("US" or "USA" and "TX" make "US-TX"; a region already
+ *             written "US-TX" is used as is);
  *   device    phone, tablet, desktop, ctv, other (case-insensitive);
  *   os        case-insensitive; a campaign value matches when the request's OS
  *             name starts with it and the next character is not a letter or a

@@ -328,9 +328,8 @@ const char *ortb_country_alpha2(const char *code, size_t len);
  * Fills @p ret_q with impression @p imp of @p req at time @p now:
  *   country     device.geo.country, else user.geo.country, as alpha-2 when
  *               ortb_country_alpha2() knows it ("USA" -> "US"), else as
- *               sent. cidx compares codes exactly, so a campaign that wrote
- *               "USA" does not match until cidx normalises its own codes
- *               (it can with ortb_country_alpha2());
+ *               sent (cidx compares campaign and request codes as alpha-2
+ *               too, so a campaign that wrote "USA" matches);
  *   region      geo.region_code ("US-TX"), so region targeting works with
  *               an alpha-3 country;
  *   device      ortb_devicetype_name(device.devicetype);

@@ -8,6 +8,7 @@
 
 #include "adsmith/ctr.h"
 #include "adsmith/doc.h"
+#include "adsmith/ortb.h" /* ortb_country_alpha2: ISO 3166-1 alpha-3 to alpha-2 */
 
 /* ==== records: from a campaign document ====
  *
@@ -930,6 +931,32 @@ static void ix_include(struct ix_build *bd, enum ix_dim d, uint8_t tax, const st
     ix_keys_list(bd, d, tax, l, ci);
 }
 
+/* The alpha-2 code of a three-letter country code the table knows; NULL for
+ * anything else (two-letter codes are used as written: no lookup). */
+static const char *ix_alpha2(const char *code, size_t len)
+{
+    return code != NULL && len == 3 ? ortb_country_alpha2(code, len) : NULL;
+}
+
+/* Countries are keyed by their alpha-2 code where ISO 3166-1 gives one, so a
+ * campaign that wrote "USA" and a request that sent "US" (or the reverse)
+ * meet; a code the table does not know is keyed as written. */
+static void ix_countries(struct ix_build *bd, const struct cidx_list *l, uint32_t ci)
+{
+    if (l->n == 0) {
+        ix_other(bd, D_COUNTRY, ci);
+        return;
+    }
+    ix_restricted(bd, D_COUNTRY);
+    for (uint32_t i = 0; i < l->n; i++) {
+        const char *a2 = ix_alpha2(l->v[i].ptr, l->v[i].len);
+        if (a2 != NULL)
+            ix_key(bd, D_COUNTRY, 0, a2, 2, ci);
+        else
+            ix_key(bd, D_COUNTRY, 0, l->v[i].ptr, l->v[i].len, ci);
+    }
+}
+
 /* Exclude dimension: the "other" set is the campaigns with a list. */
 static void ix_exclude(struct ix_build *bd, enum ix_dim d, uint8_t tax, const struct cidx_list *l, uint32_t ci)
 {
@@ -945,7 +972,7 @@ static void ix_campaign_keys(struct ix_build *bd, const struct cidx_camp *c, uin
     static const char *const devices[] = {"phone", "tablet", "desktop", "ctv", "other"};
     uint8_t tax = (uint8_t)c->cat_taxonomy;
 
-    ix_include(bd, D_COUNTRY, 0, &c->countries, ci);
+    ix_countries(bd, &c->countries, ci);
     ix_include(bd, D_REGION, 0, &c->regions, ci);
     ix_include(bd, D_OS, 0, &c->os, ci);
     ix_include(bd, D_LANG, 0, &c->languages, ci);
@@ -1580,17 +1607,30 @@ static void q_simple(struct q_ctx *qc, enum ix_dim d, struct cidx_str v, size_t 
     q_dim_end(qc, d, true);
 }
 
+/* The request's country, keyed as the build keys campaign countries (ix_countries). */
+static void q_country(struct q_ctx *qc, const struct cidx_query *q)
+{
+    const char *a2 = ix_alpha2(q->country.ptr, q->country.len);
+
+    if (a2 != NULL)
+        q_simple(qc, D_COUNTRY, (struct cidx_str){a2, 2}, CIDX_COUNTRY_MAX, CC_UPPER);
+    else
+        q_simple(qc, D_COUNTRY, q->country, CIDX_COUNTRY_MAX, CC_UPPER);
+}
+
 static void q_region(struct q_ctx *qc, const struct cidx_query *q)
 {
     char buf[CIDX_REGION_MAX];
     char cc[CIDX_COUNTRY_MAX];
+    const char *a2 = ix_alpha2(q->country.ptr, q->country.len);
+    struct cidx_str country = a2 != NULL ? (struct cidx_str){a2, 2} : q->country; /* "USA" and "TX" make "US-TX" */
     size_t n = 0;
 
     q_dim_begin(qc, D_REGION);
     if (q->region.ptr != NULL && q->region.len > 0) {
         if (memchr(q->region.ptr, '-', q->region.len) != NULL) {
             n = q_fold(buf, sizeof(buf), q->region, CC_UPPER); /* already "US-TX" */
-        } else if (q_fold(cc, sizeof(cc), q->country, CC_UPPER) == 2 && q->region.len <= CIDX_REGION_MAX - 3) {
+        } else if (q_fold(cc, sizeof(cc), country, CC_UPPER) == 2 && q->region.len <= CIDX_REGION_MAX - 3) {
             memcpy(buf, cc, 2);
             buf[2] = '-';
             n = 3 + q_fold(buf + 3, sizeof(buf) - 3, q->region, CC_UPPER);
@@ -1826,7 +1866,7 @@ static void q_prepare(struct q_ctx *qc, const struct cidx_query *q)
         q_prefetch(qc, S_SEG, 0, q->segments, nseg < CIDX_Q_MAX_SEGMENTS ? nseg : CIDX_Q_MAX_SEGMENTS, seg_h);
     q_formats(qc, q);
     if (ix->restricted[D_COUNTRY] > 0)
-        q_simple(qc, D_COUNTRY, q->country, CIDX_COUNTRY_MAX, CC_UPPER);
+        q_country(qc, q);
     if (ix->restricted[D_DEVICE] > 0)
         q_simple(qc, D_DEVICE, q->device, 8, CC_LOWER);
     if (ix->restricted[D_OS] > 0)

@@ -393,9 +393,13 @@ Test(cidx, countries)
     q.country = S("ca");
     cr_expect_eq(eligible(ix, &q), B(0) | B(1), "case-insensitive");
     q.country = S("DEU");
-    cr_expect_eq(eligible(ix, &q), B(1) | B(2), "alpha-3 as given");
-    q.country = S("DE");
-    cr_expect_eq(eligible(ix, &q), B(1), "alpha-2 does not match an alpha-3 code");
+    cr_expect_eq(eligible(ix, &q), B(1) | B(2), "alpha-3 against alpha-3");
+    q.country = S("de");
+    cr_expect_eq(eligible(ix, &q), B(1) | B(2), "alpha-2 matches a campaign's alpha-3 code");
+    q.country = S("USA");
+    cr_expect_eq(eligible(ix, &q), B(0) | B(1), "alpha-3 (as OpenRTB sends it) matches a campaign's alpha-2 code");
+    q.country = S("XK");
+    cr_expect_eq(eligible(ix, &q), B(1), "a code the table does not know matches only itself");
     q.country = S("USAA");
     cr_expect_eq(eligible(ix, &q), B(1), "too long: matches nothing");
     cidx_free(ix);
@@ -422,7 +426,7 @@ Test(cidx, regions)
     cr_expect_eq(eligible(ix, &q), B(0) | B(1), "a full ISO 3166-2 code is used as is");
     q.country = S("USA");
     q.region = S("TX");
-    cr_expect_eq(eligible(ix, &q), B(1), "needs an alpha-2 country");
+    cr_expect_eq(eligible(ix, &q), B(0) | B(1), "an alpha-3 country is read as its alpha-2 code");
     q.country = S("US");
     q.region = S("CA");
     cr_expect_eq(eligible(ix, &q), B(1));
