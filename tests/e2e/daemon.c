@@ -1097,3 +1097,42 @@ const char *e2e_source(const char *rel)
     snprintf(p, E2E_PATH_MAX, "%s/%s", root, rel);
     return p;
 }
+
+/* ---- documents ---- */
+
+cJSON *e2e_json_of_msgpack(const msgpack_object *o)
+{
+    cJSON *j;
+    char *s;
+
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return cJSON_CreateNull();
+    case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return cJSON_CreateNumber((double)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return cJSON_CreateNumber((double)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return cJSON_CreateNumber(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        s = strndup(o->via.str.ptr, o->via.str.size);
+        j = cJSON_CreateString(s);
+        free(s);
+        return j;
+    case MSGPACK_OBJECT_ARRAY:
+        j = cJSON_CreateArray();
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            cJSON_AddItemToArray(j, e2e_json_of_msgpack(&o->via.array.ptr[i]));
+        return j;
+    case MSGPACK_OBJECT_MAP:
+        j = cJSON_CreateObject();
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            cr_assert_eq(k->type, MSGPACK_OBJECT_STR, "a MessagePack map key is not a string");
+            s = strndup(k->via.str.ptr, k->via.str.size);
+            cJSON_AddItemToObject(j, s, e2e_json_of_msgpack(&o->via.map.ptr[i].val));
+            free(s);
+        }
+        return j;
+    default: return NULL;
+    }
+}
+

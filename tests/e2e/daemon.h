@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -250,6 +251,13 @@ const char *e2e_path(const struct e2e_daemon *d, const char *name);
 
 /** The path of @p rel in the source tree ($ADSMITH_SOURCE_ROOT, set by meson test), likewise. Aborts when unset. */
 const char *e2e_source(const char *rel);
+
+/**
+ * The JSON equivalent of a MessagePack value (free with cJSON_Delete); NULL
+ * for bin and ext, which the service never sends. A map key that is not a
+ * string fails the test.
+ */
+cJSON *e2e_json_of_msgpack(const msgpack_object *o);
 
 /** Shorthand: GET @p path over @p proto with a fresh handle (TLS trusts d->cert_path). */
 int e2e_http_get(const struct e2e_daemon *d, enum e2e_proto proto, const char *path, struct e2e_resp *ret_resp);

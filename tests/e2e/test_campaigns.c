@@ -402,43 +402,6 @@ static void pack_doc(const cJSON *doc, msgpack_sbuffer *sb)
     pack_json(&pk, doc);
 }
 
-/* The JSON equivalent of a MessagePack value; NULL for bin and ext, which the service never sends. */
-static cJSON *json_of_msgpack(const msgpack_object *o)
-{
-    cJSON *j;
-    char *s;
-
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return cJSON_CreateNull();
-    case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: return cJSON_CreateNumber((double)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return cJSON_CreateNumber((double)o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return cJSON_CreateNumber(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        s = strndup(o->via.str.ptr, o->via.str.size);
-        j = cJSON_CreateString(s);
-        free(s);
-        return j;
-    case MSGPACK_OBJECT_ARRAY:
-        j = cJSON_CreateArray();
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            cJSON_AddItemToArray(j, json_of_msgpack(&o->via.array.ptr[i]));
-        return j;
-    case MSGPACK_OBJECT_MAP:
-        j = cJSON_CreateObject();
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            cr_assert_eq(k->type, MSGPACK_OBJECT_STR, "a MessagePack map key is not a string");
-            s = strndup(k->via.str.ptr, k->via.str.size);
-            cJSON_AddItemToObject(j, s, json_of_msgpack(&o->via.map.ptr[i].val));
-            free(s);
-        }
-        return j;
-    default: return NULL;
-    }
-}
-
 /* The MessagePack body of rsp (status 200, Content-Type application/msgpack) as JSON. */
 static cJSON *rsp_msgpack(const char *what)
 {
@@ -452,7 +415,7 @@ static cJSON *rsp_msgpack(const char *what)
     cr_assert_eq(msgpack_unpack_next(&u, rsp.body, rsp.body_len, &off), MSGPACK_UNPACK_SUCCESS,
                  "%s: the body is not MessagePack", what);
     cr_assert_eq(off, rsp.body_len, "%s: bytes after the MessagePack value", what);
-    j = json_of_msgpack(&u.data);
+    j = e2e_json_of_msgpack(&u.data);
     msgpack_unpacked_destroy(&u);
     cr_assert_not_null(j);
     return j;

@@ -388,43 +388,6 @@ static void pack_doc(const cJSON *doc, msgpack_sbuffer *sb)
     pack_json(&pk, doc, false);
 }
 
-/* The JSON equivalent of a MessagePack value; NULL for bin and ext, which the service never sends. */
-static cJSON *json_of_msgpack(const msgpack_object *o)
-{
-    cJSON *j;
-    char *s;
-
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return cJSON_CreateNull();
-    case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: return cJSON_CreateNumber((double)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return cJSON_CreateNumber((double)o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return cJSON_CreateNumber(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        s = strndup(o->via.str.ptr, o->via.str.size);
-        j = cJSON_CreateString(s);
-        free(s);
-        return j;
-    case MSGPACK_OBJECT_ARRAY:
-        j = cJSON_CreateArray();
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            cJSON_AddItemToArray(j, json_of_msgpack(&o->via.array.ptr[i]));
-        return j;
-    case MSGPACK_OBJECT_MAP:
-        j = cJSON_CreateObject();
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            cr_assert_eq(k->type, MSGPACK_OBJECT_STR, "a MessagePack map key is not a string");
-            s = strndup(k->via.str.ptr, k->via.str.size);
-            cJSON_AddItemToObject(j, s, json_of_msgpack(&o->via.map.ptr[i].val));
-            free(s);
-        }
-        return j;
-    default: return NULL;
-    }
-}
-
 /* Member @p key of MessagePack map @p map, or NULL. */
 static const msgpack_object *mp_get(const msgpack_object *map, const char *key)
 {
@@ -457,7 +420,7 @@ static cJSON *rsp_msgpack(long status, const char *what)
         cr_assert(w != NULL && w->type == MSGPACK_OBJECT_FLOAT64, "%s: a weight is not a float 64", what);
         cr_assert(t != NULL && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "%s: a time is not an integer", what);
     }
-    doc = json_of_msgpack(&up.data);
+    doc = e2e_json_of_msgpack(&up.data);
     msgpack_unpacked_destroy(&up);
     cr_assert_not_null(doc);
     return doc;
