@@ -6,10 +6,12 @@
 #   scripts/install-deps.sh SET...     SET: runtime, build, test, bench
 set -euo pipefail
 
-runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 tzdata ca-certificates curl)
+runtime=(libh2o-evloop0.13 liblmdb0 libmsgpackc2 libinih1 libcjson1 libssl3 tzdata ca-certificates curl
+         libpcre2-8-0 libcurl4)  # issue 7: the tokenizer's pre-split (PCRE2), the chat-completions client (libcurl)
 build=(gcc libc6-dev pkg-config meson ninja-build git
        libh2o-evloop-dev libssl-dev liblmdb-dev libmsgpack-dev libinih-dev libcjson-dev
-       libnghttp2-dev)  # libnghttp2: adsmith-load's HTTP/2 client (issue 8)
+       libnghttp2-dev   # libnghttp2: adsmith-load's HTTP/2 client (issue 8)
+       libpcre2-dev libcurl4-openssl-dev)  # issue 7
 test=(libcriterion-dev libcurl4-openssl-dev openssl curl lmdb-utils)
 # node and npm run the schema equivalence test (ajv); Debian's packages only
 # when the commands are missing, so a node installed another way is kept.

@@ -44,7 +44,12 @@
     X(PRECONDITION_FAILED, 22, "precondition_failed",                                                                  \
       "the resource changed since you read it (If-Match / If-None-Match); GET it and retry")                            \
     X(QUOTA_EXCEEDED, 23, "quota_exceeded", "a limit on stored objects is reached")                                   \
-    X(MODEL_REFUSED, 24, "model_refused", "the model file was refused; the running model stays")
+    X(MODEL_REFUSED, 24, "model_refused", "the model file was refused; the running model stays")                      \
+    X(TOKEN_LIMIT, 25, "token_limit",                                                                                  \
+      "the campaign's token package is spent for this period (hard limit); top it up or wait for the next period")    \
+    X(UPSTREAM, 26, "upstream_failed", "the generator backend failed or answered something unusable; retry later")    \
+    X(UPSTREAM_UNAVAILABLE, 27, "upstream_unavailable",                                                                \
+      "the generator backend is failing and paused (circuit open); retry after Retry-After")
 
 enum ads_err {
 #define ADS_ERR_ENUM_(name, num, str, msg) ADS_E##name = -(ADS_ERR_BASE + (num)),

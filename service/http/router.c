@@ -38,6 +38,9 @@ static const struct {
     {ADS_EPRECONDITION_FAILED, 412},
     {ADS_EQUOTA_EXCEEDED, 409},
     {ADS_EMODEL_REFUSED, 422},
+    {ADS_ETOKEN_LIMIT, 409},
+    {ADS_EUPSTREAM, 502},
+    {ADS_EUPSTREAM_UNAVAILABLE, 503},
 };
 
 int http_status_lookup(int err, int *ret_status)
