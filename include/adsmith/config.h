@@ -64,13 +64,23 @@ struct cfg {
     uint32_t bid_shading_pct;
     uint32_t bid_max_cpm_micros;
     char *fx_rates;
+    /* issue 7: AI variants and the token ledger */
+    char *gen_endpoints;
+    uint32_t gen_workers;
+    uint32_t gen_timeout_ms;
+    uint32_t gen_retries;
+    bool gen_stream;
+    uint32_t gen_max_output_tokens;
+    char *tokenizer;
+    uint32_t token_reservation_ttl_s;
+    uint32_t variant_control_pct;
 
     /* Actions asked for on the command line; not settings. */
     bool want_help;
     bool want_print;
 
     /* Where each setting's value came from, indexed like the settings table. */
-    enum cfg_source source[48];
+    enum cfg_source source[64];
 };
 
 /**

@@ -91,6 +91,27 @@ static const struct cfg_setting cfg_settings[] = {
      "the most any bid pays per 1000 impressions, in USD micros; 0: no cap beyond each campaign's"},
     {"fx_rates", CFG_T_STR, OFF(fx_rates), "EUR=1.08,GBP=1.27,JPY=0.0067", 0, 0, 0, "LIST",
      "USD per unit of each currency bids, floors and spend are converted with (USD=1 always)"},
+    /* issue 7: AI variants and the token ledger */
+    {"gen_endpoints", CFG_T_STR, OFF(gen_endpoints), "", 0, 0, 0, "LIST",
+     "OpenAI-compatible chat-completions backends campaigns may name besides \"builtin\": "
+     "NAME=BASE_URL|MODEL|KEY_ENV, comma-separated (KEY_ENV: the environment variable holding the API key; may be empty)"},
+    {"gen_workers", CFG_T_UINT, OFF(gen_workers), "2", 1, 64, 0, "N",
+     "threads generating variants in the background (never on the request threads)"},
+    {"gen_timeout_ms", CFG_T_UINT, OFF(gen_timeout_ms), "30000", 100, 600000, 0, "MS",
+     "deadline of one call to a chat-completions backend"},
+    {"gen_retries", CFG_T_UINT, OFF(gen_retries), "2", 0, 10, 0, "N",
+     "retries of a failed backend call (429, 5xx, timeout), with exponential backoff"},
+    {"gen_stream", CFG_T_BOOL, OFF(gen_stream), "true", 0, 0, 0, "BOOL",
+     "stream chat completions (asking stream_options.include_usage), so a broken call still meters what it spent"},
+    {"gen_max_output_tokens", CFG_T_UINT, OFF(gen_max_output_tokens), "1024", 16, 32768, 0, "N",
+     "most completion tokens one generation may use; reserved in full before the call"},
+    {"tokenizer", CFG_T_STR, OFF(tokenizer), "", 0, 0, 0, "FILE",
+     "tiktoken rank file (e.g. cl100k_base.tiktoken) for counting prompt tokens; empty: a conservative estimate "
+     "(one token per byte)"},
+    {"token_reservation_ttl_s", CFG_T_UINT, OFF(token_reservation_ttl_s), "900", 10, 86400, 0, "SECONDS",
+     "a token reservation not settled in this time expires and its tokens return to the package"},
+    {"variant_control_pct", CFG_T_UINT, OFF(variant_control_pct), "10", 0, 100, 0, "PERCENT",
+     "share of native impressions that serve the base creative as the control arm, even when variants exist"},
 };
 
 #define CFG_NSETTINGS (sizeof(cfg_settings) / sizeof(cfg_settings[0]))
