@@ -14,6 +14,15 @@
 #      users drawn Zipf from the seeded ones), EVENT_STREAMS streams per
 #      connection so that fewer writes wait than write_queue_max (256)
 #   5. open loop at PCT % of the rate step 4 reached, events again
+#   6. closed loop, POST /openrtb2/bid with the simulated exchange and audience:
+#      auctions against a log-normal market, win notices, POST /v1/score of each
+#      won impression (adsmith's pCTR), impression/click/conversion events from
+#      the hidden click model; bid rate, win rate, spend, CTR, AUCs
+#      (the market's median competing bid is MARKET_CPM, default 20: the seeded
+#      campaigns bid 0.5-30 CPM)
+#   7. open loop, the production-like mix (bid, events, user reads, score,
+#      campaign edits) at MIX_RATE requests/s (default 300), with the same
+#      feedback; each kind's latency is reported apart (the bid row is the bid stream)
 # The open loops print latency from the intended send (corrected for
 # coordinated omission) next to latency from the actual send.
 # Each adsmith-load step writes OUT_DIR/<step>.json and .svg. The load
@@ -95,4 +104,20 @@ taskset -c 1 "$load" run "${common[@]}" --connections "$conns" --streams "$event
   --rate "$rate" --mix events --json "$out/events-open.json" --plot "$out/events-open.svg"
 echo "== compare closed and open loop events"
 "$load" compare "$out/events-closed.json" "$out/events-open.json" | grep -E '^(summary\.(throughput|requests)|all\.latency)'
+
+# Bid traffic with the click simulator. /v1/score of won impressions is used when the daemon serves it.
+echo "== closed loop, POST /openrtb2/bid with the simulator and feedback; load $(loadavg)"
+taskset -c 1 "$load" run "${common[@]}" --connections "$conns" --streams 16 --duration "$duration" --drain 30 \
+  --market-cpm "${MARKET_CPM:-20}" --mix bid --json "$out/bid-closed.json" --plot "$out/bid-closed.svg" | sed -n '3,$p'
+
+mix=bid=76,events=4,user_get=12,score=5,campaign_edit=1,campaigns=2
+if ! "$load" run --url "$url" --users "$users" --campaigns "$campaigns" --mix score --duration 0.1 --warmup 0 \
+    --connections 1 --quiet > /dev/null 2>&1; then
+  mix=${mix/,score=5/}
+  echo "(this daemon does not serve POST /v1/score: score left out of the mix)"
+fi
+mix_rate=${MIX_RATE:-300}
+echo "== open loop, $mix at $mix_rate/s with the simulator and feedback; load $(loadavg)"
+taskset -c 1 "$load" run "${common[@]}" --connections "$conns" --streams 16 --duration "$duration" --drain 30 \
+  --rate "$mix_rate" --market-cpm "${MARKET_CPM:-20}" --mix "$mix" --json "$out/mix-open.json" --plot "$out/mix-open.svg" | sed -n '3,$p'
 echo "load after: $(loadavg)"

@@ -26,6 +26,8 @@ struct app_storage;
 struct wq;
 struct mdl;
 struct lrn;
+struct vgen;
+struct vpick_cache;
 
 struct app {
     const struct cfg *cfg;
@@ -42,15 +44,12 @@ struct app {
     struct catl *catalog;          /* the compiled campaign index and its builder */
     struct mdl *model;             /* the ranking model and its hot reload */
     struct lrn *learner;           /* online learning (learn.h); NULL when online_learning is off */
+    struct vgen *vgen;             /* the variant pipeline (vgen.h); NULL until started */
+    struct vpick_cache *variants;  /* approved variants for the bid path (variant.h); NULL: base creatives */
 };
 
 /** What campaign validation needs to know about this server (its generator backends). */
-static inline struct camp_rules app_campaign_rules(const struct app *app)
-{
-    static const char *const backends[] = {"builtin"};
-    (void)app; /* configured OpenAI-compatible backends join the list with issue 7 */
-    return (struct camp_rules){backends, 1};
-}
+struct camp_rules app_campaign_rules(const struct app *app);
 
 /**
  * Opens storage from app->cfg (data_dir, map_size) and logs the outcome.

@@ -38,7 +38,7 @@
  *             dealid; in a private auction a bid needs such a deal; a deal
  *             with at=3 (fixed price) bids exactly its floor, and without a
  *             floor it is not bid on;
- *   budget    total spend < total budget, today's spend (UTC day) < daily budget;
+ *   budget    total spend < total budget, today's spend (the campaign's local day, bid_day_start) < daily budget;
  *   caps      with a profile in use: the campaign's hourly, daily and lifetime
  *             impression counters below its caps (without a profile caps
  *             cannot be checked and do not restrict);
@@ -93,6 +93,9 @@
 #include "adsmith/ortb.h"
 #include "adsmith/profile.h"
 #include "adsmith/rank.h"
+#include "adsmith/variant.h"
+
+struct tz;
 
 #define BID_SEAT "adsmith" /* the seat adsmith bids as */
 #define BID_FX_MAX 32      /* currencies in a table */
@@ -130,8 +133,16 @@ struct bid_opts {
 /** A campaign's spend, in micro-units of its currency. */
 struct bid_spend {
     int64_t total_micros;
-    int64_t day_micros; /* spent in the UTC day that holds `now` */
+    int64_t day_micros; /* spent in the campaign's local day that holds `now` (bid_day_start) */
 };
+
+/**
+ * Start (unix seconds) of the day that holds @p now in @p zone (NULL: UTC):
+ * the day a campaign's daily budget and even pacing count in. The offset at
+ * @p now is used, so on a day that changes to or from summer time the day
+ * starts an hour off for the hours before the change.
+ */
+int64_t bid_day_start(const struct tz *zone, int64_t now);
 
 /** Reads the spend of @p c at @p now. 0, or negative: the campaign does not bid. */
 typedef int (*bid_spend_fn)(void *ctx, const struct cidx_camp *c, int64_t now, struct bid_spend *ret);
@@ -150,11 +161,11 @@ struct bid_env {
 /* Why a request is answered from context only (bits of bid_privacy()). */
 enum bid_privacy {
     BID_PRIV_COPPA = 1u << 0,
-    BID_PRIV_GDPR = 1u << 1,       /* gdpr=1 and no consent string */
-    BID_PRIV_USP = 1u << 2,        /* us_privacy opt-out of sale */
-    BID_PRIV_GPP = 1u << 3,        /* a US GPP section (not decoded) */
-    BID_PRIV_LMT = 1u << 4,        /* device.lmt or device.dnt */
-    BID_PRIV_PROFILE = 1u << 5,    /* the stored profile's consent */
+    BID_PRIV_GDPR = 1u << 1,    /* gdpr=1 and no consent string */
+    BID_PRIV_USP = 1u << 2,     /* us_privacy opt-out of sale */
+    BID_PRIV_GPP = 1u << 3,     /* a US GPP section (not decoded) */
+    BID_PRIV_LMT = 1u << 4,     /* device.lmt or device.dnt */
+    BID_PRIV_PROFILE = 1u << 5, /* the stored profile's consent */
 };
 
 /** The enum bid_privacy bits that apply to @p req (and @p profile, may be NULL); 0: the profile may be used. */
@@ -175,15 +186,15 @@ struct bid_pick {
 };
 
 struct bid_result {
-    char cur[4];                   /* the response currency */
-    uint32_t npicks;               /* bids, at most one per imp */
+    char cur[4];     /* the response currency */
+    uint32_t npicks; /* bids, at most one per imp */
     struct bid_pick picks[ORTB_MAX_IMPS];
-    int32_t nbr;                   /* when npicks is 0 */
-    uint32_t privacy;              /* enum bid_privacy bits; != 0: contextual only */
-    uint32_t eligible;             /* campaigns the index found, all imps together */
-    uint32_t scored;               /* candidates past every check before the value (what max_scored counts) */
-    uint32_t pruned;               /* of those, not run through the model: they could not beat the best */
-    char model_version[32];        /* rank_info.version of env->model */
+    int32_t nbr;            /* when npicks is 0 */
+    uint32_t privacy;       /* enum bid_privacy bits; != 0: contextual only */
+    uint32_t eligible;      /* campaigns the index found, all imps together */
+    uint32_t scored;        /* candidates past every check before the value (what max_scored counts) */
+    uint32_t pruned;        /* of those, not run through the model: they could not beat the best */
+    char model_version[32]; /* rank_info.version of env->model */
 };
 
 /** Per-thread memory of the decision (the eligibility bitset). */
@@ -212,7 +223,9 @@ enum bid_notice_kind { BID_NOTICE_WIN, BID_NOTICE_BILL, BID_NOTICE_LOSS };
  * strings are NUL-terminated. Query parameters: a auction (request) id, b bid
  * id, i imp id, c campaign id, cc campaign currency, cur response currency,
  * bp our bid (micros), u the user id (empty when the bid was contextual), m
- * the model version, t test (0/1), ts the bid time (unix seconds); then, not
+ * the model version, t test (0/1), ts the bid time (unix seconds), vr the
+ * native creative served (a variant id, or "base" for the base creative;
+ * left out when empty: no variant snapshot, or not native); then, not
  * signed, p=${AUCTION_PRICE} (win, bill) or l=${AUCTION_LOSS} (loss), then sig.
  */
 struct bid_notice {
@@ -227,6 +240,8 @@ struct bid_notice {
     char model[32];
     int test;
     int64_t ts;
+    char variant[VAR_ID_LEN + 1];    /* "" (signed as before the field existed), a variant id, or VAR_BASE */
+    char time_zone[CIDX_TZ_MAX + 1]; /* the campaign's zone, which cuts its budget days; "" (signed as before): UTC */
 };
 
 /** "win", "bill", "loss". Static. */
@@ -234,7 +249,8 @@ const char *bid_notice_kind_name(enum bid_notice_kind k);
 
 /**
  * The signature of @p n under @p key: HMAC-SHA256 over "adsmith-notice-1",
- * the kind and every signed parameter above, each on its own line, as 64
+ * the kind and every signed parameter above, each on its own line (vr only
+ * when not empty, so notices written before it existed still verify), as 64
  * lower-case hex digits and a NUL in @p ret_hex.
  */
 void bid_notice_sign(const uint8_t key[BID_KEY_BYTES], const struct bid_notice *n, char ret_hex[BID_SIG_HEX + 1]);
@@ -266,18 +282,27 @@ int bid_price_parse(const char *s, int64_t *ret_micros);
 typedef int (*bid_doc_fn)(void *ctx, const char *id, msgpack_zone *zone, msgpack_object *ret_doc);
 
 struct bid_answer_ctx {
-    const uint8_t *key;              /* BID_KEY_BYTES: the notice key */
-    const char *notice_base;         /* "https://bid.example.com": notice URLs start with it */
+    const uint8_t *key;      /* BID_KEY_BYTES: the notice key */
+    const char *notice_base; /* "https://bid.example.com": notice URLs start with it */
     bid_doc_fn doc;
     void *doc_ctx;
     msgpack_zone *zone;              /* for the documents */
     const struct prof_view *profile; /* personal slots are filled from it; NULL (or contextual): fallbacks */
     int64_t now;
-    struct buf *mem;                 /* ids, markup and URLs are written here; must outlive the response */
+    struct buf *mem; /* ids, markup and URLs are written here; must outlive the response */
+};
+
+/** What native bids choose their variant from (variant.h); see bid_answer_variants(). */
+struct bid_variant_ctx {
+    const struct vpick_set *set; /* approved variants; NULL: every bid serves its base creative */
+    struct vpick_rng *rng;       /* the calling thread's own */
+    uint32_t control_pct;        /* share (0..100) of native bids that serve the base creative (control arm) */
 };
 
 struct bid_answer {
     struct ortb_bid bids[ORTB_MAX_IMPS];
+    /* Per bid: the native creative served, as its notices carry it ("" none, a variant id, VAR_BASE). */
+    char variant[ORTB_MAX_IMPS][VAR_ID_LEN + 1];
     struct ortb_seatbid seatbid;
     struct ortb_resp resp; /* the answer: bids, or a no-bid with nbr */
 };
@@ -287,15 +312,29 @@ struct bid_answer {
  * "<request id>-<imp index>", impid, price, adm (the campaign's base creative
  * of the pick's format with its personal slots filled and HTML-escaped:
  * banner html_template; native as a Native 1.2 response JSON with title,
- * image, sponsored-by and link; video as a VAST 4.0 wrapper of vast_url),
+ * image, sponsored-by, description, cta (data asset 5) and link; video as a
+ * VAST 4.0 wrapper of vast_url),
  * adomain, crid "<campaign>/<format>", cid, cat and cattax, w/h, mtype,
  * dealid, nurl/burl/lurl (bid_notice_url(), user id only when the profile
  * was used) and ext.adsmith.model. A pick whose document cannot be read, or
  * whose markup holds "http://" in a secure imp, is dropped. cur is written
  * unless USD.
+ *
+ * Variants (bid_answer_variants() with a snapshot), a native bid asks vpick_choose() (the user's
+ * segments when the profile is used, the request's device.language) what to
+ * serve. A generated variant replaces the title, description and cta (its
+ * {{slot}}s filled like the base creative's), its AI label is appended to the
+ * sponsored-by data asset ("Brand · AI-generated"; Native 1.2 has no
+ * disclosure asset type), its crid is "<campaign>/native/<variant id>", and
+ * ret->variant and the notices (vr) carry its id; the control arm and a
+ * campaign without approved variants serve the base creative, with "base".
  * @return 0 (ret->resp may be a no-bid), or -ENOBUFS when ctx->mem was too small.
  */
 int bid_answer(const struct ortb_req *req, const struct bid_result *res, const struct bid_answer_ctx *ctx,
                struct bid_answer *ret);
+
+/** bid_answer() with variants for native bids (@p vctx may be NULL: as bid_answer()). */
+int bid_answer_variants(const struct ortb_req *req, const struct bid_result *res, const struct bid_answer_ctx *ctx,
+                        const struct bid_variant_ctx *vctx, struct bid_answer *ret);
 
 #endif

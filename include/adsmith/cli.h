@@ -33,6 +33,9 @@ int cli_campaigns(int argc, char **argv);
 /* `adsmith keys create|list|revoke`: manages API keys in a data directory. */
 int cli_keys(int argc, char **argv);
 
+/** `adsmith usage CAMPAIGN`: a campaign's token and money usage and what it bought (usage.h). */
+int cli_usage(int argc, char **argv);
+
 /**
  * `adsmith train --input FILE --format F --out MODEL [--seed N] [--rows A:B] ...`:
  * trains the ranking model on a click log (models/ctr formats) and writes it.

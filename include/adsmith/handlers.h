@@ -70,6 +70,24 @@ void bid_post(struct http_req *r);
 /** GET|POST /v1/notice/{win|bill|loss}?...&sig=: a signed notice; 200, 403 forged, 400 malformed or expired. */
 void notice_post(struct http_req *r);
 
+/** GET /v1/campaigns/{id}/variants: the campaign's AI variants, their checks, provenance and results. */
+void campaigns_variants_list(struct http_req *r);
+
+/** POST /v1/campaigns/{id}/variants:generate: queue generation now; 202 {"queued": jobs}. */
+void campaigns_variants_generate(struct http_req *r);
+
+/** POST /v1/campaigns/{id}/variants:review: approve, reject or retire a variant. */
+void campaigns_variants_review(struct http_req *r);
+
+/** POST /v1/admin/token-prices: a price row of the token ledger (model, kind, valid_from, micros per million). */
+void ledger_prices_post(struct http_req *r);
+
+/** GET /v1/admin/token-alerts: token-package thresholds reached, oldest first (?after=SEQ&limit=N). */
+void ledger_alerts_get(struct http_req *r);
+
+/** POST /v1/score: calibrated scores and ranks of a platform's candidates for a user and context (score.h). */
+void score_post(struct http_req *r);
+
 /** Notices refused for their signature, and notices received, since start (for /metrics). */
 unsigned long bid_handler_forged(void);
 unsigned long bid_handler_notices(void);

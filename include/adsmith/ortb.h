@@ -375,6 +375,7 @@ struct ortb_bid {
     /* Written as ext {"adsmith": {"model": ...}} when not empty: the version
      * of the ranking model that priced the bid (issue 6: every bid traceable). */
     struct cidx_str model;
+    struct cidx_str variant; /* ext.adsmith.variant when not empty: the served variant id, or "base" */
 };
 
 struct ortb_seatbid {

@@ -9,6 +9,10 @@
  * Reporting back goes through a port: an h2o multithread receiver that the
  * submitting loop thread owns. The port counts jobs in flight; a worker must
  * not dispose its port (or loop) while port->pending > 0.
+ *
+ * Plain threads without an event loop (generation workers) use wq_run()
+ * instead: it queues the job into the same groups and blocks until the job's
+ * outcome is durable, so many such threads share one commit.
  */
 #ifndef ADSMITH_WQ_H
 #define ADSMITH_WQ_H
@@ -21,6 +25,7 @@
 #include "adsmith/store.h"
 
 struct wq;
+struct wq_waiter;
 
 struct wq_port {
     h2o_multithread_receiver_t rx;
@@ -37,13 +42,17 @@ struct wq_job {
      * May run more than once; each run starts from committed state.
      */
     int (*apply)(struct wq_job *job, MDB_txn *txn, struct store *s);
-    /** Runs on the port's thread once the job's outcome is durable (or failed); job->rc is it. May free the job. */
+    /**
+     * Runs on the port's thread once the job's outcome is durable (or failed); job->rc is it. May free the job.
+     * Not called for jobs given to wq_run() (may be NULL there).
+     */
     void (*done)(struct wq_job *job);
     int rc;
     struct wq_port *port;
     /* private */
     struct wq_job *next;
     h2o_multithread_message_t msg;
+    struct wq_waiter *waiter; /* set by wq_run() */
 };
 
 /**
@@ -81,6 +90,18 @@ void wq_free(struct wq *q);
  * @return 0, or ADS_EOVERLOADED when max_jobs are queued or being applied (the job is not taken).
  */
 int wq_submit(struct wq *q, struct wq_port *port, struct wq_job *job);
+
+/**
+ * Queues @p job (borrowed until this returns) from any thread, without a port,
+ * and blocks until the writer has applied it and its group's commit is durable
+ * (or it failed). @p job->done is not called. Thread-safe; many threads may
+ * wait at once, and their jobs then share group commits.
+ * Must not be called from the writer thread (from an apply or maintain function).
+ * @return the job's outcome (job->rc: 0 once durable, or the apply or commit
+ *   error), or without queueing it ADS_EOVERLOADED when max_jobs are queued or
+ *   being applied, ADS_ESHUTTING_DOWN once wq_free() has begun.
+ */
+int wq_run(struct wq *q, struct wq_job *job);
 
 /** Counters since wq_new(). Thread-safe. */
 void wq_stats(struct wq *q, struct wq_stats *ret_stats);

@@ -133,6 +133,8 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, c
     memcpy(s->head + s->head_len, data, n);
     s->head_len += n;
     s->head[s->head_len] = '\0';
+    if (s->req.keep_response && s->req.response.len + len <= LCONN_KEEP_MAX)
+        lgen_buf_append(&s->req.response, data, len);
     return 0;
 }
 
@@ -301,8 +303,10 @@ void lconn_close(struct lconn *c)
 
 void lconn_free(struct lconn *c)
 {
-    for (unsigned i = 0; i < LCONN_STREAMS_MAX; i++)
+    for (unsigned i = 0; i < LCONN_STREAMS_MAX; i++) {
         lgen_buf_free(&c->slots[i].req.body);
+        lgen_buf_free(&c->slots[i].req.response);
+    }
 }
 
 void lconn_fail(struct lconn *c, int error, int64_t now_ns)
@@ -330,6 +334,7 @@ struct lconn_stream *lconn_slot(struct lconn *c)
     s->head_len = 0;
     s->head[0] = '\0';
     s->body_sent = 0;
+    lgen_buf_reset(&s->req.response);
     c->inflight++;
     return s;
 }

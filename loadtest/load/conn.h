@@ -31,6 +31,7 @@
 #define LCONN_STREAMS_MAX 100 /* the daemon's fixed SETTINGS_MAX_CONCURRENT_STREAMS */
 #define LCONN_HEAD_MAX 512    /* bytes of each response body kept for messages */
 #define LCONN_OBUF 65536
+#define LCONN_KEEP_MAX (1024 * 1024) /* bytes of a response body kept whole (req.keep_response) */
 
 /** Where to connect: parsed from --url by lconn_target_parse(). */
 struct lconn_target {
@@ -71,8 +72,9 @@ struct lconn {
     nghttp2_session *h2;
     unsigned limit; /* streams this connection may have in flight */
     unsigned inflight;
-    bool want_write; /* output is waiting for the socket */
-    bool dead;       /* failed; lconn_close() then lconn_open() to reuse */
+    unsigned feedback_inflight; /* kept by the owner (adsmith-load's run): its feedback streams in flight */
+    bool want_write;            /* output is waiting for the socket */
+    bool dead;                  /* failed; lconn_close() then lconn_open() to reuse */
     lconn_done_fn *done;
     void *arg;
     uint64_t tx_bytes, rx_bytes;

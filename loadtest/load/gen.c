@@ -28,6 +28,10 @@ static const char *const kind_names[LGEN_KINDS] = {
     [LGEN_SCORE] = "score",
     [LGEN_SEED_USER] = "seed_users",
     [LGEN_SEED_CAMPAIGN] = "seed_campaigns",
+    [LGEN_NOTICE] = "notice",
+    [LGEN_FEEDBACK] = "feedback",
+    [LGEN_WIN_SCORE] = "win_score",
+    [LGEN_POST_EMPTY] = "post_empty",
 };
 
 struct geo {
@@ -188,6 +192,27 @@ void lgen_buf_printf(struct lgen_buf *b, const char *fmt, ...)
         b->p = p;
         b->cap = want;
     }
+}
+
+void lgen_buf_append(struct lgen_buf *b, const void *data, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->len + len + 1 > b->cap) {
+        size_t want = b->cap ? b->cap * 2 : 4096;
+        while (want < b->len + len + 1)
+            want *= 2;
+        char *p = realloc(b->p, want);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = want;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    b->p[b->len] = '\0';
 }
 
 /* ---- names ---- */
@@ -620,10 +645,13 @@ static void campaign_patch(struct lgen *g, struct lgen_buf *b)
     }
 }
 
-static void bid_imp(struct lgen *g, unsigned n, struct lgen_buf *b)
+static void bid_imp(struct lgen *g, unsigned n, struct lgen_buf *b, struct lgen_imp_info *info)
 {
     struct lrng *r = &g->rng;
     double floor = 0.05 + 4.95 * lrng_unit(r) * lrng_unit(r);
+    floor = (double)(int64_t)(floor * 100 + 0.5) / 100; /* as printed */
+    memset(info, 0, sizeof(*info));
+    info->floor = floor;
     lgen_buf_printf(b, "{\"id\":\"%u\",\"bidfloor\":%.2f,\"bidfloorcur\":\"USD\"", n + 1, floor);
     if (lrng_chance(r, 0.5))
         lgen_buf_printf(b, ",\"tagid\":\"slot-%" PRIu64 "\"", lrng_below(r, 1000));
@@ -632,13 +660,17 @@ static void bid_imp(struct lgen *g, unsigned n, struct lgen_buf *b)
     double f = lrng_unit(r);
     if (f < 0.65) {
         const struct size *s = &PICK(r, banner_sizes);
-        lgen_buf_printf(b, ",\"banner\":{\"w\":%d,\"h\":%d,\"pos\":%" PRIu64, s->w, s->h, lrng_below(r, 4));
+        info->w = s->w;
+        info->h = s->h;
+        info->pos = (int)lrng_below(r, 4);
+        lgen_buf_printf(b, ",\"banner\":{\"w\":%d,\"h\":%d,\"pos\":%d", s->w, s->h, info->pos);
         if (lrng_chance(r, 0.3)) {
             const struct size *s2 = &PICK(r, banner_sizes);
             lgen_buf_printf(b, ",\"format\":[{\"w\":%d,\"h\":%d},{\"w\":%d,\"h\":%d}]", s->w, s->h, s2->w, s2->h);
         }
         lgen_buf_printf(b, ",\"btype\":[4],\"battr\":[14],\"api\":[3,5]}");
     } else if (f < 0.85) {
+        info->fmt = 1;
         lgen_buf_printf(
             b, ",\"native\":{\"ver\":\"1.2\",\"request\":\"{\\\"ver\\\":\\\"1.2\\\",\\\"context\\\":1,"
                "\\\"plcmttype\\\":1,\\\"assets\\\":[{\\\"id\\\":1,\\\"required\\\":1,\\\"title\\\":{\\\"len\\\":90}},"
@@ -646,6 +678,9 @@ static void bid_imp(struct lgen *g, unsigned n, struct lgen_buf *b)
                "{\\\"id\\\":3,\\\"data\\\":{\\\"type\\\":2,\\\"len\\\":140}}]}\"}");
     } else {
         const struct size *s = &PICK(r, video_sizes);
+        info->fmt = 2;
+        info->w = s->w;
+        info->h = s->h;
         lgen_buf_printf(b,
                         ",\"video\":{\"mimes\":[\"video/mp4\",\"application/javascript\"],\"minduration\":5,"
                         "\"maxduration\":%d,\"protocols\":[2,3,5,6],\"w\":%d,\"h\":%d,\"startdelay\":0,"
@@ -653,15 +688,18 @@ static void bid_imp(struct lgen *g, unsigned n, struct lgen_buf *b)
                         lrng_chance(r, 0.5) ? 30 : 60, s->w, s->h, 1 + lrng_below(r, 4), lrng_below(r, 2));
     }
     if (lrng_chance(r, 0.2)) {
+        info->deal_floor = (double)(int64_t)(floor * 150 + 0.5) / 100;
+        uint64_t pa = lrng_below(r, 2);
+        snprintf(info->deal, sizeof(info->deal), "DEAL-%02" PRIu64, lrng_below(r, 40));
         lgen_buf_printf(b,
-                        ",\"pmp\":{\"private_auction\":%" PRIu64 ",\"deals\":[{\"id\":\"DEAL-%02" PRIu64
-                        "\",\"bidfloor\":%.2f,\"at\":1,\"wseat\":[\"adsmith\"]}]}",
-                        lrng_below(r, 2), lrng_below(r, 40), floor * 1.5);
+                        ",\"pmp\":{\"private_auction\":%" PRIu64 ",\"deals\":[{\"id\":\"%s\""
+                        ",\"bidfloor\":%.2f,\"at\":1,\"wseat\":[\"adsmith\"]}]}",
+                        pa, info->deal, info->deal_floor);
     }
     lgen_buf_printf(b, "}");
 }
 
-static void bid_body(struct lgen *g, int64_t now, struct lgen_buf *b)
+static void bid_body(struct lgen *g, int64_t now, struct lgen_buf *b, struct lgen_bid_info *info)
 {
     struct lrng *r = &g->rng;
     uint64_t u = pick_user(g);
@@ -673,30 +711,52 @@ static void bid_body(struct lgen *g, int64_t now, struct lgen_buf *b)
     lgen_user_id(&g->cfg, u, uid);
     buyeruid(&g->cfg, u, bu);
 
-    lgen_buf_printf(
-        b, "{\"id\":\"br-%" PRIx64 "-%u-%" PRIu64 "\",\"at\":%d,\"tmax\":%" PRIu64 ",\"cur\":[\"USD\"],\"imp\":[",
-        g->cfg.seed, g->stream, g->counter, lrng_chance(r, 0.8) ? 1 : 2, 80 + lrng_below(r, 8) * 20);
+    memset(info, 0, sizeof(*info));
+    info->user = u;
+    info->devtype = dev->rtb_type;
+    info->at = lrng_chance(r, 0.8) ? 1 : 2;
+    /* The user's local hour: UTC plus the longitude's offset. */
+    info->hour = (int)((((now / 3600) + (int64_t)(geo->lon / 15.0 + (geo->lon < 0 ? -0.5 : 0.5))) % 24 + 24) % 24);
+    snprintf(info->auction, sizeof(info->auction), "br-%" PRIx64 "-%u-%" PRIu64, g->cfg.seed, g->stream, g->counter);
+    lgen_buf_printf(b, "{\"id\":\"%s\",\"at\":%d,\"tmax\":%" PRIu64 ",\"cur\":[\"USD\"],\"imp\":[", info->auction,
+                    info->at, 80 + lrng_below(r, 8) * 20);
     unsigned nimp = lrng_chance(r, 0.85) ? 1 : 2 + (unsigned)lrng_below(r, 2);
+    info->nimp = nimp;
     for (unsigned i = 0; i < nimp; i++) {
         if (i)
             lgen_buf_printf(b, ",");
-        bid_imp(g, i, b);
+        bid_imp(g, i, b, &info->imp[i]);
     }
     lgen_buf_printf(b, "]");
     bool app = dev->rtb_type == 4 && lrng_chance(r, 0.6);
+    info->app = app;
     if (app) {
+        info->placement = (uint32_t)lrng_below(r, 500);
+        const char *bundle = PICK(r, app_bundles);
+        info->category = (uint32_t)lrng_below(r, COUNT(iab1_cats));
+        snprintf(info->bundle, sizeof(info->bundle), "%s", bundle);
         lgen_buf_printf(b,
-                        ",\"app\":{\"id\":\"app-%" PRIu64 "\",\"bundle\":\"%s\",\"cat\":[\"%s\"],\"ver\":\"%" PRIu64
-                        ".%" PRIu64 "\",\"publisher\":{\"id\":\"pub-%" PRIu64 "\"}}",
-                        lrng_below(r, 500), PICK(r, app_bundles), PICK(r, iab1_cats), 1 + lrng_below(r, 9),
-                        lrng_below(r, 20), lrng_below(r, 200));
+                        ",\"app\":{\"id\":\"app-%u\",\"bundle\":\"%s\",\"cat\":[\"%s\"],\"ver\":\"%" PRIu64 ".%" PRIu64
+                        "\",\"publisher\":{\"id\":\"pub-%" PRIu64 "\"}}",
+                        info->placement, bundle, iab1_cats[info->category], 1 + lrng_below(r, 9), lrng_below(r, 20),
+                        lrng_below(r, 200));
     } else {
+        info->placement = (uint32_t)lrng_below(r, 500);
         const char *dom = PICK(r, site_domains);
+        uint64_t page = lrng_below(r, 100000);
+        info->category = (uint32_t)lrng_below(r, COUNT(iab1_cats));
+        snprintf(info->site, sizeof(info->site), "site-%u", info->placement);
+        info->domain = dom;
         lgen_buf_printf(b,
-                        ",\"site\":{\"id\":\"site-%" PRIu64 "\",\"domain\":\"%s\",\"page\":\"https://%s/a/%" PRIu64
+                        ",\"site\":{\"id\":\"site-%u\",\"domain\":\"%s\",\"page\":\"https://%s/a/%" PRIu64
                         ".html\",\"cat\":[\"%s\"],\"publisher\":{\"id\":\"pub-%" PRIu64 "\"}}",
-                        lrng_below(r, 500), dom, dom, lrng_below(r, 100000), PICK(r, iab1_cats), lrng_below(r, 200));
+                        info->placement, dom, dom, page, iab1_cats[info->category], lrng_below(r, 200));
     }
+    info->conn = 2 + (int)lrng_below(r, 5);
+    info->os = dev->os;
+    info->country3 = geo->country3;
+    info->region = geo->region;
+    info->cat = iab1_cats[info->category];
     lgen_buf_printf(
         b,
         ",\"device\":{\"ua\":\"%s\",\"ip\":\"%" PRIu64 ".%" PRIu64 ".%" PRIu64 ".%" PRIu64 "\",\"devicetype\":%d,"
@@ -704,7 +764,7 @@ static void bid_body(struct lgen *g, int64_t now, struct lgen_buf *b)
         "\"connectiontype\":%" PRIu64 ",\"geo\":{\"country\":\"%s\",\"region\":\"%s\",\"city\":\"%s\","
         "\"lat\":%.3f,\"lon\":%.3f,\"type\":2}",
         dev->ua, 11 + lrng_below(r, 200), lrng_below(r, 256), lrng_below(r, 256), 1 + lrng_below(r, 254), dev->rtb_type,
-        dev->make, dev->model, dev->os, dev->osv, geo->language, 2 + lrng_below(r, 5), geo->country3, geo->region + 3,
+        dev->make, dev->model, dev->os, dev->osv, geo->language, (uint64_t)info->conn, geo->country3, geo->region + 3,
         geo->city, geo->lat + lrng_unit(r) / 10, geo->lon + lrng_unit(r) / 10);
     if (app && lrng_chance(r, 0.7))
         lgen_buf_printf(b, ",\"ifa\":\"%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-a%03" PRIx64 "-%012" PRIx64 "\"",
@@ -735,17 +795,57 @@ static void bid_body(struct lgen *g, int64_t now, struct lgen_buf *b)
                     lrng_below(r, 50), lrng_next(r), now);
 }
 
-static void score_body(struct lgen *g, struct lgen_buf *b)
+static const char *const fmt_names[] = {"banner", "native", "video"};
+
+/* "context":{...} of impression @p imp of @p bi, as POST /v1/score takes it. */
+static void score_context(const struct lgen_bid_info *bi, unsigned imp, struct lgen_buf *b)
 {
-    struct lrng *r = &g->rng;
+    const struct lgen_imp_info *ii = &bi->imp[imp];
+    lgen_buf_printf(b, "\"context\":{");
+    if (bi->site[0])
+        lgen_buf_printf(b, "\"site\":\"%s\",\"domain\":\"%s\",", bi->site, bi->domain ? bi->domain : "");
+    else
+        lgen_buf_printf(b, "\"app\":\"%s\",", bi->bundle);
+    lgen_buf_printf(b, "\"category\":[\"%s\"],\"device\":%d,\"os\":\"%s\",\"country\":\"%s\",\"region\":\"%s\"",
+                    bi->cat ? bi->cat : "IAB1", bi->devtype, bi->os ? bi->os : "", bi->country3 ? bi->country3 : "",
+                    bi->region ? bi->region : "");
+    lgen_buf_printf(b, ",\"format\":\"%s\",\"conn\":%d", fmt_names[ii->fmt], bi->conn);
+    if (ii->w > 0 && ii->h > 0 && ii->fmt != 1)
+        lgen_buf_printf(b, ",\"size\":\"%dx%d\"", ii->w, ii->h);
+    if (ii->fmt == 0)
+        lgen_buf_printf(b, ",\"pos\":%d", ii->pos);
+    if (ii->deal[0])
+        lgen_buf_printf(b, ",\"deal\":\"%s\"", ii->deal);
+    lgen_buf_printf(b, "}");
+}
+
+int lgen_score_of(const struct lgen_cfg *cfg, const struct lgen_bid_info *bi, unsigned imp, const char *campaign,
+                  struct lgen_buf *b)
+{
+    if (imp >= bi->nimp || imp >= LGEN_IMPS_MAX || bi->imp[imp].fmt < 0 || bi->imp[imp].fmt > 2)
+        return -EINVAL;
     char uid[LGEN_ID_MAX];
-    lgen_user_id(&g->cfg, pick_user(g), uid);
-    const struct size *s = &PICK(r, banner_sizes);
-    lgen_buf_printf(b,
-                    "{\"id\":\"sc-%u-%" PRIu64
-                    "\",\"user\":{\"id\":\"%s\"},\"imp\":{\"format\":\"banner\",\"w\":%d,\"h\":%d},"
-                    "\"candidates\":[",
-                    g->stream, g->counter, uid, s->w, s->h);
+    lgen_user_id(cfg, bi->user, uid);
+    lgen_buf_printf(b, "{\"user\":{\"id\":\"%s\"},", uid);
+    score_context(bi, imp, b);
+    lgen_buf_printf(b, ",\"candidates\":[{\"campaign\":\"%s\",\"creative\":\"%s\"}]}", campaign,
+                    fmt_names[bi->imp[imp].fmt]);
+    return b->oom ? -ENOMEM : 0;
+}
+
+static void score_body(struct lgen *g, int64_t now, struct lgen_buf *b)
+{
+    /* A bid request's context (drawn, then thrown away) and 1-8 candidates (schemas/score-request.schema.json). */
+    struct lrng *r = &g->rng;
+    struct lgen_buf scratch = {0};
+    struct lgen_bid_info bi;
+    bid_body(g, now, &scratch, &bi);
+    lgen_buf_free(&scratch);
+    char uid[LGEN_ID_MAX];
+    lgen_user_id(&g->cfg, bi.user, uid);
+    lgen_buf_printf(b, "{\"user\":{\"id\":\"%s\"},", uid);
+    score_context(&bi, (unsigned)lrng_below(r, bi.nimp), b);
+    lgen_buf_printf(b, ",\"candidates\":[");
     unsigned n = 1 + (unsigned)lrng_below(r, 8);
     for (unsigned i = 0; i < n; i++) {
         char cid[LGEN_ID_MAX];
@@ -762,6 +862,7 @@ int lgen_make(struct lgen *g, enum lgen_kind kind, uint64_t index, int64_t now, 
     lgen_buf_reset(b);
     req->kind = kind;
     req->content_type = NULL;
+    req->keep_response = kind == LGEN_BID;
     g->counter++;
     switch (kind) {
     case LGEN_HEALTHZ:
@@ -814,13 +915,20 @@ int lgen_make(struct lgen *g, enum lgen_kind kind, uint64_t index, int64_t now, 
         req->method = "POST";
         req->content_type = "application/json";
         snprintf(req->path, sizeof(req->path), "/openrtb2/bid");
-        bid_body(g, now, b);
+        bid_body(g, now, b, &req->bid);
+        break;
+    case LGEN_POST_EMPTY:
+        /* The same bodies as bid (same stream, same sizes), to a server that ignores them. */
+        req->method = "POST";
+        req->content_type = "application/json";
+        snprintf(req->path, sizeof(req->path), "/");
+        bid_body(g, now, b, &req->bid);
         break;
     case LGEN_SCORE:
         req->method = "POST";
         req->content_type = "application/json";
         snprintf(req->path, sizeof(req->path), "/v1/score");
-        score_body(g, b);
+        score_body(g, now, b);
         break;
     default: return -EINVAL;
     }

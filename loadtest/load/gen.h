@@ -35,10 +35,14 @@ enum lgen_kind {
     LGEN_SCORE,         /* POST /v1/score (provisional body) */
     LGEN_SEED_USER,     /* seed: PUT /v1/users/{id} of user `index` */
     LGEN_SEED_CAMPAIGN, /* seed: PUT /v1/campaigns/{id} of campaign `index` */
+    LGEN_NOTICE,        /* feedback: GET of a won bid's nurl (made by the run from a bid answer, not by lgen_make) */
+    LGEN_FEEDBACK,      /* feedback: POST /v1/events of the simulated impressions, clicks and conversions */
+    LGEN_WIN_SCORE,     /* feedback: POST /v1/score of a won impression's context and campaign (adsmith's pCTR) */
+    LGEN_POST_EMPTY,    /* POST / with a generated bid body: the empty server's baseline (bench-bid.sh) */
     LGEN_KINDS
 };
 
-#define LGEN_PATH_MAX 256
+#define LGEN_PATH_MAX 768 /* a notice URL of ours (about 300 bytes) with its signature fits */
 #define LGEN_ID_MAX 40
 #define LGEN_BATCH_MAX 1000 /* the server's limit on events per batch */
 #define LGEN_USERS_MAX 1000000000ull
@@ -55,6 +59,7 @@ struct lgen_buf {
 void lgen_buf_reset(struct lgen_buf *b);
 void lgen_buf_free(struct lgen_buf *b);
 void lgen_buf_printf(struct lgen_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lgen_buf_append(struct lgen_buf *b, const void *data, size_t len);
 
 struct lgen_cfg {
     uint64_t seed;      /* names users and drives every stream */
@@ -74,6 +79,47 @@ struct lgen {
     uint64_t counter; /* requests made, part of every event and bid id */
 };
 
+#define LGEN_IMPS_MAX 3
+
+/** What the generator chose for one impression of a bid request (the click simulator's features). */
+struct lgen_imp_info {
+    double floor;      /* CPM, USD */
+    double deal_floor; /* 0 without a deal */
+    int fmt;           /* 0 banner, 1 native, 2 video */
+    int w, h, pos;
+    char deal[16]; /* the deal's id, "" without one */
+};
+
+/** What the generator chose for a bid request. */
+struct lgen_bid_info {
+    uint64_t user;      /* user index */
+    uint32_t placement; /* site or app number */
+    uint32_t category;  /* index into the generator's content categories */
+    bool app;
+    int devtype;
+    int hour; /* the user's local hour */
+    int at;   /* auction type */
+    unsigned nimp;
+    struct lgen_imp_info imp[LGEN_IMPS_MAX]; /* impid "1", "2", ... */
+    char auction[LGEN_ID_MAX + 24];          /* the request's id */
+    /* the context as sent, for POST /v1/score of the same impression (static strings or copies) */
+    char site[16];   /* "site-N", or "" for an app */
+    char bundle[40]; /* the app's bundle, or "" for a site */
+    const char *domain, *os, *country3, *region, *cat;
+    int conn; /* connectiontype */
+};
+
+/** A won impression whose events wait for adsmith's score of it (LGEN_WIN_SCORE). */
+struct lgen_win {
+    char bid_id[LGEN_ID_MAX + 32];
+    char campaign[64];
+    char variant[64];
+    uint64_t user;
+    bool clicked, converted;
+    int64_t value;  /* a conversion's value, micro-units */
+    int64_t record; /* index of its record in the run's log, -1 when outside the measured window */
+};
+
 struct lgen_req {
     enum lgen_kind kind;
     const char *method; /* static string */
@@ -81,6 +127,10 @@ struct lgen_req {
     const char *content_type; /* static string, NULL without a body */
     struct lgen_buf body;     /* len 0: no body; owned by the request, reused by the next lgen_make() */
     int64_t intended_ns;      /* set by the caller: when the request should have gone out */
+    bool keep_response;       /* the connection keeps the whole response body in `response` */
+    struct lgen_buf response; /* owned, reused; filled by the connection when keep_response */
+    struct lgen_bid_info bid; /* LGEN_BID: what was generated */
+    struct lgen_win win;      /* LGEN_WIN_SCORE: the impression scored */
 };
 
 /** The name of @p kind as --mix spells it ("events", "bid", ...). */
@@ -102,6 +152,15 @@ int lgen_init(struct lgen *g, const struct lgen_cfg *cfg, unsigned stream);
  * @return 0; -EINVAL for a campaign kind without campaigns; -ENOMEM.
  */
 int lgen_make(struct lgen *g, enum lgen_kind kind, uint64_t index, int64_t now, struct lgen_req *req);
+
+/**
+ * Appends the POST /v1/score body that asks adsmith's pCTR of campaign
+ * @p campaign on impression @p imp (0-based) of the bid request @p bi, in the
+ * same context the bid request gave and for the same user.
+ * @return 0, -EINVAL for an impression @p bi does not have, -ENOMEM.
+ */
+int lgen_score_of(const struct lgen_cfg *cfg, const struct lgen_bid_info *bi, unsigned imp, const char *campaign,
+                  struct lgen_buf *b);
 
 /** Writes the id of user @p index into @p out. */
 void lgen_user_id(const struct lgen_cfg *cfg, uint64_t index, char out[LGEN_ID_MAX]);

@@ -42,7 +42,7 @@ static const char usage_text[] =
     "  --warmup S         seconds sent first and not recorded (default 1; seed 0)\n"
     "  --rate R           open loop at R requests/s in all; absent: closed loop\n"
     "  --mix SPEC         kinds and weights (default events=60,users=20,user_get=20); kinds:\n"
-    "                     healthz events users user_get campaigns campaign_edit bid score\n"
+    "                     healthz events users user_get campaigns campaign_edit bid score post_empty\n"
     "  --key KEY          API key (default: $ADSMITH_KEY)\n"
     "  --seed N           workload seed (default 1): the same seed replays the same bodies\n"
     "  --users N          users in the data set (default 10000)\n"
@@ -51,8 +51,14 @@ static const char usage_text[] =
     "  --no-event-ids     events without \"id\" (by default every event has a new one, so the server\n"
     "                     keeps a deduplication record of each)\n"
     "  --zipf S           Zipf exponent of user and campaign activity (default 1.1)\n"
+    "  --campaigns-only   seed: write the campaigns only (the users came in bulk: `gen seed_users` piped to\n"
+    "                     `adsmith import users -`; --users still names the data set)\n"
     "  --drain S          seconds to wait for answers after the end (default 5)\n"
     "  --no-probe         skip the first request of each kind that checks the server serves it\n"
+    "  --no-feedback      bid: simulate the auction and the clicks but send no win notices or events back\n"
+    "  --no-score-wins    bid: do not ask POST /v1/score for adsmith's pCTR of each won impression\n"
+    "  --market-cpm X     bid: median of the simulated market's best other bid, CPM (default 2.0)\n"
+    "  --click-logit X    bid: intercept of the hidden click model (default -4.2: CTR near 2 %)\n"
     "  --json FILE        write every figure as JSON\n"
     "  --plot FILE        latency percentile curve and throughput over time (.svg or .png; gnuplot)\n"
     "  --quiet            no text summary\n";
@@ -76,9 +82,14 @@ enum {
     OPT_ZIPF,
     OPT_DRAIN,
     OPT_NO_PROBE,
+    OPT_NO_FEEDBACK,
+    OPT_NO_SCORE_WINS,
+    OPT_MARKET_CPM,
+    OPT_CLICK_LOGIT,
     OPT_JSON,
     OPT_PLOT,
     OPT_QUIET,
+    OPT_CAMPAIGNS_ONLY,
     OPT_COUNT,
     OPT_OUT,
     OPT_HELP,
@@ -103,9 +114,14 @@ static const struct option options[] = {
     {"zipf", required_argument, NULL, OPT_ZIPF},
     {"drain", required_argument, NULL, OPT_DRAIN},
     {"no-probe", no_argument, NULL, OPT_NO_PROBE},
+    {"no-feedback", no_argument, NULL, OPT_NO_FEEDBACK},
+    {"no-score-wins", no_argument, NULL, OPT_NO_SCORE_WINS},
+    {"market-cpm", required_argument, NULL, OPT_MARKET_CPM},
+    {"click-logit", required_argument, NULL, OPT_CLICK_LOGIT},
     {"json", required_argument, NULL, OPT_JSON},
     {"plot", required_argument, NULL, OPT_PLOT},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"campaigns-only", no_argument, NULL, OPT_CAMPAIGNS_ONLY},
     {"count", required_argument, NULL, OPT_COUNT},
     {"out", required_argument, NULL, OPT_OUT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -115,10 +131,10 @@ static const struct option options[] = {
 struct opts {
     const char *url, *cpus, *mix, *key, *json, *plot, *out;
     unsigned connections, streams, threads;
-    double duration, warmup, rate, drain, zipf;
+    double duration, warmup, rate, drain, zipf, market_cpm, click_logit;
     uint64_t seed, users, campaigns, count;
     unsigned batch;
-    bool warmup_set, no_probe, quiet, no_event_ids;
+    bool warmup_set, no_probe, quiet, no_event_ids, no_feedback, no_score_wins, campaigns_only;
 };
 
 static int bad(const char *what, const char *value)
@@ -166,7 +182,8 @@ static int parse_mix(const char *spec, unsigned mix[LGEN_KINDS])
                 return -EINVAL;
         }
         enum lgen_kind k;
-        if (lgen_kind_parse(tok, &k) < 0 || k == LGEN_SEED_USER || k == LGEN_SEED_CAMPAIGN)
+        if (lgen_kind_parse(tok, &k) < 0 || k == LGEN_SEED_USER || k == LGEN_SEED_CAMPAIGN || k == LGEN_NOTICE ||
+            k == LGEN_FEEDBACK)
             return -EINVAL;
         mix[k] = (unsigned)w;
     }
@@ -195,6 +212,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         .warmup = 1,
         .drain = 5,
         .zipf = 1.1,
+        .market_cpm = 2.0,
+        .click_logit = -4.2,
         .seed = 1,
         .users = 10000,
         .campaigns = 100,
@@ -264,10 +283,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return bad("--drain", optarg);
             break;
         case OPT_NO_PROBE: o->no_probe = true; break;
+        case OPT_NO_FEEDBACK: o->no_feedback = true; break;
+        case OPT_NO_SCORE_WINS: o->no_score_wins = true; break;
+        case OPT_MARKET_CPM:
+            if (parse_double(optarg, 1000, &o->market_cpm) < 0)
+                return bad("--market-cpm (0-1000)", optarg);
+            break;
+        case OPT_CLICK_LOGIT: {
+            char *end;
+            o->click_logit = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->click_logit >= -20 && o->click_logit <= 20))
+                return bad("--click-logit (-20 to 20)", optarg);
+            break;
+        }
         case OPT_NO_EVENT_IDS: o->no_event_ids = true; break;
         case OPT_JSON: o->json = optarg; break;
         case OPT_PLOT: o->plot = optarg; break;
         case OPT_QUIET: o->quiet = true; break;
+        case OPT_CAMPAIGNS_ONLY: o->campaigns_only = true; break;
         case OPT_COUNT:
             if (parse_u64(optarg, LGEN_USERS_MAX, &o->count) < 0)
                 return bad("--count", optarg);
@@ -296,7 +329,7 @@ static int cmd_load(int argc, char **argv, bool seed_mode)
         .warmup_s = seed_mode ? 0 : o.warmup,
         .drain_s = o.drain,
         .seed_mode = seed_mode,
-        .seed_users = o.users,
+        .seed_users = o.campaigns_only ? 0 : o.users,
         .seed_campaigns = o.campaigns,
         .probe = !o.no_probe,
         .gen = {.seed = o.seed,
@@ -306,13 +339,19 @@ static int cmd_load(int argc, char **argv, bool seed_mode)
                 .batch = o.batch,
                 .no_event_ids = o.no_event_ids},
     };
+    cfg.feedback = !o.no_feedback;
+    cfg.score_wins = !o.no_score_wins;
+    sim_cfg_default(&cfg.sim, o.seed);
+    cfg.sim.market_cpm = o.market_cpm;
+    cfg.sim.base_logit = o.click_logit;
     if (o.cpus && lrun_parse_cpus(o.cpus, cfg.cpus, &cfg.ncpus) < 0)
         return bad("--cpus", o.cpus);
     cfg.threads = o.threads ? o.threads : (cfg.ncpus ? cfg.ncpus : 1);
     if (cfg.threads > cfg.connections)
         cfg.threads = cfg.connections;
     if (!seed_mode && parse_mix(o.mix, cfg.mix) < 0)
-        return bad("--mix (KIND=WEIGHT,...; kinds: healthz events users user_get campaigns campaign_edit bid score)",
+        return bad("--mix (KIND=WEIGHT,...; kinds: healthz events users user_get campaigns campaign_edit bid score "
+                   "post_empty)",
                    o.mix);
     const char *key = o.key ? o.key : getenv("ADSMITH_KEY");
     struct lconn_target target;
@@ -355,7 +394,7 @@ static int cmd_load(int argc, char **argv, bool seed_mode)
             status = 1;
         }
         if (seed_mode) {
-            uint64_t want = o.users + o.campaigns;
+            uint64_t want = cfg.seed_users + cfg.seed_campaigns;
             if (r->all.ok != want) {
                 fprintf(stderr, "adsmith-load: seed: %" PRIu64 " of %" PRIu64 " writes succeeded%s%s\n", r->all.ok,
                         want, r->first_error[0] ? "; the first failure: " : "", r->first_error);
@@ -375,7 +414,8 @@ static int cmd_gen(int argc, char **argv)
         return bad("gen KIND", "");
     enum lgen_kind kind;
     if (lgen_kind_parse(argv[2], &kind) < 0)
-        return bad("kind (healthz events users user_get campaigns campaign_edit bid score seed_users seed_campaigns)",
+        return bad("kind (healthz events users user_get campaigns campaign_edit bid score post_empty seed_users "
+                   "seed_campaigns)",
                    argv[2]);
     struct opts o;
     int rc = parse_opts(argc - 1, argv + 1, &o);

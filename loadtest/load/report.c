@@ -36,6 +36,75 @@ static const char *mode_name(const struct lrun_cfg *cfg)
     return cfg->seed_mode ? "seed" : cfg->rate > 0 ? "open" : "closed";
 }
 
+/* ---- the bid traffic's business figures ---- */
+
+struct bizfig {
+    bool any;        /* bid traffic was measured */
+    double bid_rate; /* bids per impression offered */
+    double win_rate; /* wins per bid */
+    double ctr, cvr; /* clicks per win, conversions per click */
+    double avg_bid_cpm, avg_clearing_cpm;
+    int oracle_rc, oracle_exp_rc, price_rc, pctr_rc, same_rc;
+    double oracle_auc, oracle_auc_expected, price_auc;
+    double pctr_auc, oracle_same_auc; /* on the impressions with adsmith's pCTR */
+    size_t npctr;
+    struct sim_uplift up;
+};
+
+static double ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
+}
+
+static void bizfig_compute(const struct lrun_result *r, struct bizfig *f)
+{
+    const struct lrun_biz *z = &r->biz;
+    memset(f, 0, sizeof(*f));
+    f->oracle_rc = f->oracle_exp_rc = f->price_rc = f->pctr_rc = f->same_rc = -EINVAL;
+    f->any = z->auctions > 0;
+    if (!f->any)
+        return;
+    f->bid_rate = ratio(z->bids, z->imps);
+    f->win_rate = ratio(z->wins, z->bids);
+    f->ctr = ratio(z->clicks, z->wins);
+    f->cvr = ratio(z->conversions, z->clicks);
+    f->avg_bid_cpm = z->bids ? (double)z->bid_cpm_micros / 1e6 / (double)z->bids : 0;
+    f->avg_clearing_cpm = z->wins ? (double)z->spend_micros / 1e3 / (double)z->wins : 0;
+    f->up = sim_uplift_ci(z->clicks_variant, z->imps_variant, z->clicks_control, z->imps_control);
+    size_t n = z->log.n, m = 0;
+    double *po = malloc((n ? n : 1) * sizeof(double)), *pa = malloc((n ? n : 1) * sizeof(double));
+    uint8_t *y = malloc(n ? n : 1);
+    if (!po || !pa || !y) {
+        free(po);
+        free(pa);
+        free(y);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        po[i] = z->log.v[i].p_oracle;
+        pa[i] = z->log.v[i].price;
+        y[i] = z->log.v[i].clicked;
+    }
+    f->oracle_rc = sim_auc(po, y, n, &f->oracle_auc);
+    f->oracle_exp_rc = n ? sim_auc_expected(po, n, &f->oracle_auc_expected) : -EINVAL;
+    f->price_rc = sim_auc(pa, y, n, &f->price_auc);
+    /* The same impressions twice: those adsmith gave a pCTR for, ranked by it and by the oracle. */
+    for (size_t i = 0; i < n; i++) {
+        if (!z->log.v[i].has_pctr)
+            continue;
+        po[m] = z->log.v[i].p_oracle;
+        pa[m] = z->log.v[i].pctr;
+        y[m] = z->log.v[i].clicked;
+        m++;
+    }
+    f->npctr = m;
+    f->pctr_rc = sim_auc(pa, y, m, &f->pctr_auc);
+    f->same_rc = sim_auc(po, y, m, &f->oracle_same_auc);
+    free(po);
+    free(pa);
+    free(y);
+}
+
 /* ---- text ---- */
 
 static void text_lat(FILE *f, const char *label, const struct lhist *h)
@@ -99,6 +168,52 @@ void lrep_text(FILE *f, const struct lrep_info *info, const struct lrun_result *
             snprintf(label, sizeof(label), "%s, uncorrected", lgen_kind_name((enum lgen_kind)k));
             text_lat(f, label, &s->lat_sent);
         }
+    }
+    if (r->kind[LGEN_NOTICE].requests || r->kind[LGEN_FEEDBACK].requests || r->kind[LGEN_WIN_SCORE].requests)
+        fprintf(f, "  (notice, win_score, feedback: the win notices, scores of won impressions and events sent back; "
+                   "not in \"all\" nor the time series)\n");
+    struct bizfig bf;
+    bizfig_compute(r, &bf);
+    if (bf.any) {
+        const struct lrun_biz *z = &r->biz;
+        fprintf(f,
+                "bids: %" PRIu64 " auctions, %" PRIu64 " impressions offered, %" PRIu64 " bids (bid rate %.1f %%), "
+                "%" PRIu64 " won (win rate %.1f %%); mean bid %.3f, mean clearing price %.3f CPM\n",
+                z->auctions, z->imps, z->bids, 100 * bf.bid_rate, z->wins, 100 * bf.win_rate, bf.avg_bid_cpm,
+                bf.avg_clearing_cpm);
+        fprintf(f,
+                "simulated audience: spend %.4f USD, %" PRIu64 " clicks (CTR %.2f %%), %" PRIu64
+                " conversions (%.1f %% of clicks)\n",
+                (double)z->spend_micros / 1e6, z->clicks, 100 * bf.ctr, z->conversions, 100 * bf.cvr);
+        if (bf.oracle_rc == 0)
+            fprintf(f, "ranking, %zu won impressions: oracle AUC %.4f (its probabilities predict %.4f)", z->log.n,
+                    bf.oracle_auc, bf.oracle_auc_expected);
+        else
+            fprintf(f, "ranking: no AUC (no click, or no impression without one, among the wins)");
+        if (bf.pctr_rc == 0 && bf.same_rc == 0)
+            fprintf(f, "; on the %zu with adsmith's pCTR: adsmith AUC %.4f, oracle AUC %.4f", bf.npctr, bf.pctr_auc,
+                    bf.oracle_same_auc);
+        else
+            fprintf(f, "; adsmith's pCTR: no AUC (%zu impressions had one)", bf.npctr);
+        if (bf.price_rc == 0)
+            fprintf(f, "; adsmith's bid price as a ranking: AUC %.4f", bf.price_auc);
+        fprintf(f, "\n");
+        if (z->tokens_known)
+            fprintf(f, "generation: %.0f tokens over the run (adsmith_gen_tokens_total), %.1f per click\n", z->tokens,
+                    z->clicks_run ? z->tokens / (double)z->clicks_run : 0.0);
+        else
+            fprintf(f, "generation: tokens not known (no adsmith_gen_tokens_total in /metrics)\n");
+        if (z->imps_variant)
+            fprintf(f,
+                    "variants: CTR %.3f %% on %" PRIu64 " impressions vs the control arm's %.3f %% on %" PRIu64
+                    ": uplift %+.1f %% (95 %% CI %+.1f %% .. %+.1f %%)%s\n",
+                    100 * bf.up.ctr_treatment, z->imps_variant, 100 * bf.up.ctr_control, z->imps_control,
+                    100 * bf.up.uplift, 100 * bf.up.low, 100 * bf.up.high, bf.up.valid ? "" : " (too few clicks)");
+        else
+            fprintf(f, "variants: every won impression was the control arm (no ext.adsmith.variant in the bids)\n");
+        if (z->bad_bids || z->feedback_dropped)
+            fprintf(f, "warning: %" PRIu64 " unusable bids, %" PRIu64 " feedback requests dropped\n", z->bad_bids,
+                    z->feedback_dropped);
     }
     if (cfg->gen.batch > 1 && r->kind[LGEN_EVENTS].requests)
         fprintf(f, "events: %.0f/s in batches of %u\n",
@@ -190,9 +305,11 @@ int lrep_json(const char *path, const struct lrep_info *info, const struct lrun_
     jstr(f, info->cpus ? info->cpus : "");
     fprintf(f,
             ",\"duration_s\":%.3f,\"warmup_s\":%.3f,\"seed\":%" PRIu64 ",\"users\":%" PRIu64 ",\"campaigns\":%" PRIu64
-            ",\"batch\":%u,\"event_ids\":%s,\"zipf_s\":%.3f,\"mix\":{",
+            ",\"batch\":%u,\"event_ids\":%s,\"zipf_s\":%.3f,\"feedback\":%s,\"market_cpm\":%.3f,"
+            "\"click_logit\":%.3f,\"mix\":{",
             cfg->duration_s, cfg->warmup_s, cfg->gen.seed, cfg->gen.users, cfg->gen.campaigns, cfg->gen.batch,
-            cfg->gen.no_event_ids ? "false" : "true", cfg->gen.zipf_s);
+            cfg->gen.no_event_ids ? "false" : "true", cfg->gen.zipf_s, cfg->feedback ? "true" : "false",
+            cfg->sim.market_cpm, cfg->sim.base_logit);
     const char *sep = "";
     for (unsigned k = 0; k < LGEN_KINDS; k++) {
         if (cfg->mix[k]) {
@@ -222,7 +339,45 @@ int lrep_json(const char *path, const struct lrep_info *info, const struct lrun_
         jstats(f, &r->kind[k], secs);
         sep = ",";
     }
-    fprintf(f, "},\"distribution\":[");
+    fprintf(f, "}");
+    struct bizfig bf;
+    bizfig_compute(r, &bf);
+    if (bf.any) {
+        const struct lrun_biz *z = &r->biz;
+        fprintf(f,
+                ",\"business\":{\"auctions\":%" PRIu64 ",\"impressions_offered\":%" PRIu64
+                ",\"answered_with_bids\":%" PRIu64 ",\"bids\":%" PRIu64 ",\"unusable_bids\":%" PRIu64
+                ",\"bid_rate\":%.6f,\"wins\":%" PRIu64 ",\"losses\":%" PRIu64
+                ",\"win_rate\":%.6f,\"spend_micros\":%" PRIu64 ",\"mean_bid_cpm\":%.6f,\"mean_clearing_cpm\":%.6f"
+                ",\"clicks\":%" PRIu64 ",\"conversions\":%" PRIu64 ",\"ctr\":%.6f,\"conversion_rate\":%.6f"
+                ",\"feedback_dropped\":%" PRIu64 ",\"impressions_scored\":%zu",
+                z->auctions, z->imps, z->answered_bids, z->bids, z->bad_bids, bf.bid_rate, z->wins, z->losses,
+                bf.win_rate, z->spend_micros, bf.avg_bid_cpm, bf.avg_clearing_cpm, z->clicks, z->conversions, bf.ctr,
+                bf.cvr, z->feedback_dropped, z->log.n);
+        if (bf.oracle_rc == 0)
+            fprintf(f, ",\"oracle_auc\":%.6f", bf.oracle_auc);
+        if (bf.oracle_exp_rc == 0)
+            fprintf(f, ",\"oracle_auc_expected\":%.6f", bf.oracle_auc_expected);
+        if (bf.price_rc == 0)
+            fprintf(f, ",\"adsmith_price_auc\":%.6f", bf.price_auc);
+        fprintf(f, ",\"impressions_with_pctr\":%zu,\"score_failed\":%" PRIu64, bf.npctr, z->score_failed);
+        if (z->tokens_known)
+            fprintf(f, ",\"tokens\":%.0f,\"clicks_run\":%" PRIu64 ",\"tokens_per_click\":%.3f", z->tokens,
+                    z->clicks_run, z->clicks_run ? z->tokens / (double)z->clicks_run : 0.0);
+        if (bf.pctr_rc == 0 && bf.same_rc == 0)
+            fprintf(f, ",\"adsmith_auc\":%.6f,\"oracle_auc_same\":%.6f", bf.pctr_auc, bf.oracle_same_auc);
+        fprintf(f,
+                ",\"variants\":{\"impressions\":%" PRIu64 ",\"clicks\":%" PRIu64 ",\"control_impressions\":%" PRIu64
+                ",\"control_clicks\":%" PRIu64 ",\"ctr\":%.6f"
+                ",\"control_ctr\":%.6f",
+                z->imps_variant, z->clicks_variant, z->imps_control, z->clicks_control, bf.up.ctr_treatment,
+                bf.up.ctr_control);
+        if (bf.up.valid)
+            fprintf(f, ",\"uplift\":%.6f,\"uplift_low\":%.6f,\"uplift_high\":%.6f", bf.up.uplift, bf.up.low,
+                    bf.up.high);
+        fprintf(f, "}}");
+    }
+    fprintf(f, ",\"distribution\":[");
     double p[128];
     unsigned np = curve_points(&r->all.lat, p, 128);
     for (unsigned i = 0; i < np; i++)
@@ -231,9 +386,11 @@ int lrep_json(const char *path, const struct lrep_info *info, const struct lrun_
     fprintf(f, "],\"timeseries\":[");
     for (unsigned s = 0; s < r->nseries; s++) {
         const struct lrun_sec *e = &r->series[s];
-        fprintf(f, "%s{\"t\":%u,\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"mean_us\":%.3f,\"max_us\":%.3f}",
+        fprintf(f,
+                "%s{\"t\":%u,\"requests\":%" PRIu64 ",\"errors\":%" PRIu64
+                ",\"mean_us\":%.3f,\"p50_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f}",
                 s ? "," : "", s + 1, e->requests, e->errors, e->requests ? us(e->lat_sum_ns / e->requests) : 0.0,
-                us(e->lat_max_ns));
+                us(lrun_sec_percentile(e, 50)), us(lrun_sec_percentile(e, 99)), us(e->lat_max_ns));
     }
     fprintf(f, "]}\n");
     int rc = ferror(f) ? -EIO : 0;
@@ -281,8 +438,9 @@ int lrep_plot(const char *path, const struct lrep_info *info, const struct lrun_
     fprintf(f, "EOD\n$ts << EOD\n");
     for (unsigned s = 0; s < r->nseries; s++) {
         const struct lrun_sec *e = &r->series[s];
-        fprintf(f, "%u %" PRIu64 " %" PRIu64 " %.6f %.6f\n", s + 1, e->requests, e->errors,
-                e->requests ? ms(e->lat_sum_ns / e->requests) : 0.0, ms(e->lat_max_ns));
+        fprintf(f, "%u %" PRIu64 " %" PRIu64 " %.6f %.6f %.6f %.6f\n", s + 1, e->requests, e->errors,
+                e->requests ? ms(e->lat_sum_ns / e->requests) : 0.0, ms(e->lat_max_ns), ms(lrun_sec_percentile(e, 50)),
+                ms(lrun_sec_percentile(e, 99)));
     }
     fprintf(f, "EOD\n"
                "set grid\nset key top left\nset logscale x\nset logscale y\n"
@@ -298,7 +456,8 @@ int lrep_plot(const char *path, const struct lrep_info *info, const struct lrun_
     fprintf(f, "unset logscale x\nunset logscale y\nset xtics autofreq\nset xlabel 'time (s)'\n"
                "set ylabel 'requests/s'\nset y2label 'latency (ms)'\nset y2tics\nset yrange [0:*]\nset y2range [0:*]\n"
                "plot $ts using 1:2 with lines lw 2 title 'throughput' axes x1y1, "
-               "$ts using 1:4 with lines title 'mean latency' axes x1y2, "
+               "$ts using 1:6 with lines title 'p50 latency' axes x1y2, "
+               "$ts using 1:7 with lines title 'p99 latency' axes x1y2, "
                "$ts using 1:5 with lines dt 3 title 'max latency' axes x1y2\n"
                "unset multiplot\n");
     bool bad = ferror(f);

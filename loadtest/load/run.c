@@ -3,7 +3,9 @@
  */
 #include "run.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -57,7 +59,24 @@ struct thr {
     bool stopping, exhausted;
     int err;
     struct lrun_result res; /* this thread's figures */
+    /* feedback: a ring of requests to send back, and the events batch being filled */
+    struct fb_item *fb;
+    unsigned fb_head, fb_len;
+    struct lgen_buf evbuf, scorebuf;
+    unsigned evn;
+    bool no_score; /* the server does not serve POST /v1/score */
+    int64_t ev_started;
 };
+
+struct fb_item {
+    enum lgen_kind kind; /* LGEN_NOTICE or LGEN_FEEDBACK */
+    char *path;          /* owned */
+    char *body;          /* owned; NULL for a notice */
+    size_t len;
+    struct lgen_win *win; /* owned; LGEN_WIN_SCORE only */
+};
+
+#define EV_MAX_AGE_NS (100 * 1000000LL)
 
 static int64_t now_ns(void)
 {
@@ -108,25 +127,389 @@ static void stats_record(struct lrun_stats *st, const struct lconn_stream *s, ui
         st->errors++;
 }
 
+static unsigned sec_bucket(uint64_t v)
+{
+    if (v >= (1ull << LHIST_MAX_BITS))
+        v = (1ull << LHIST_MAX_BITS) - 1;
+    if (v < (1u << LRUN_SEC_SUB_BITS))
+        return (unsigned)v;
+    unsigned m = 63u - (unsigned)__builtin_clzll(v);
+    return ((m - LRUN_SEC_SUB_BITS + 1) << LRUN_SEC_SUB_BITS) +
+           (unsigned)((v >> (m - LRUN_SEC_SUB_BITS)) & ((1u << LRUN_SEC_SUB_BITS) - 1));
+}
+
+static uint64_t sec_bucket_mid(unsigned i)
+{
+    unsigned sub = 1u << LRUN_SEC_SUB_BITS;
+    if (i < sub)
+        return i;
+    unsigned m = (i >> LRUN_SEC_SUB_BITS) + LRUN_SEC_SUB_BITS - 1;
+    uint64_t low = (1ull << m) + ((uint64_t)(i & (sub - 1)) << (m - LRUN_SEC_SUB_BITS));
+    uint64_t width = 1ull << (m - LRUN_SEC_SUB_BITS);
+    return low + width / 2;
+}
+
+uint64_t lrun_sec_percentile(const struct lrun_sec *e, double p)
+{
+    if (!e->hist || e->requests == 0)
+        return 0;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < LRUN_SEC_BUCKETS; i++)
+        total += e->hist[i];
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)ceil(p / 100.0 * (double)total);
+    if (want < 1)
+        want = 1;
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < LRUN_SEC_BUCKETS; i++) {
+        cum += e->hist[i];
+        if (cum >= want) {
+            uint64_t v = sec_bucket_mid(i);
+            return v > e->lat_max_ns ? e->lat_max_ns : v;
+        }
+    }
+    return e->lat_max_ns;
+}
+
+/* ---- feedback: the simulated exchange and audience ---- */
+
+static bool fb_push(struct thr *t, enum lgen_kind kind, const char *path, const char *body, size_t len,
+                    const struct lgen_win *win)
+{
+    if (!t->fb || t->fb_len >= LRUN_FEEDBACK_MAX) {
+        t->res.biz.feedback_dropped++;
+        return false;
+    }
+    struct lgen_win *w = NULL;
+    if (win) {
+        if (!(w = malloc(sizeof(*w)))) {
+            t->res.biz.feedback_dropped++;
+            return false;
+        }
+        *w = *win;
+    }
+    char *p = strdup(path), *b = NULL;
+    if (body) {
+        b = malloc(len + 1);
+        if (b) {
+            memcpy(b, body, len);
+            b[len] = '\0';
+        }
+    }
+    if (!p || (body && !b)) {
+        free(p);
+        free(b);
+        free(w);
+        t->res.biz.feedback_dropped++;
+        return false;
+    }
+    t->fb[(t->fb_head + t->fb_len) % LRUN_FEEDBACK_MAX] = (struct fb_item){kind, p, b, len, w};
+    t->fb_len++;
+    return true;
+}
+
+static void ev_flush(struct thr *t)
+{
+    if (t->evn == 0)
+        return;
+    lgen_buf_printf(&t->evbuf, "]}");
+    if (!t->evbuf.oom)
+        fb_push(t, LGEN_FEEDBACK, "/v1/events", t->evbuf.p, t->evbuf.len, NULL);
+    else
+        t->res.biz.feedback_dropped++;
+    lgen_buf_reset(&t->evbuf);
+    t->evn = 0;
+}
+
+static void ev_add(struct thr *t, const char *type, const char *bid_id, const char *user, const char *campaign,
+                   const char *variant, int64_t ts, bool pair, int64_t value)
+{
+    struct lgen_buf *b = &t->evbuf;
+    if (t->evn == 0) {
+        lgen_buf_reset(b);
+        lgen_buf_printf(b, "{\"events\":[");
+        t->ev_started = lconn_now_ns();
+    } else {
+        lgen_buf_printf(b, ",");
+    }
+    lgen_buf_printf(b,
+                    "{\"id\":\"%.3s-%s\",\"type\":\"%s\",\"user\":\"%s\",\"campaign\":\"%s\",\"variant\":\"%s\","
+                    "\"ts\":%" PRId64,
+                    type, bid_id, type, user, campaign, variant, ts);
+    if (pair)
+        lgen_buf_printf(b, ",\"impression_id\":\"imp-%s\"", bid_id);
+    if (value > 0)
+        lgen_buf_printf(b, ",\"value\":%" PRId64, value);
+    lgen_buf_printf(b, "}");
+    if (++t->evn >= LRUN_EVENTS_BATCH)
+        ev_flush(t);
+}
+
+/* A token fit to go into an event or a URL unescaped: letters, digits and -_.:~, 1-63 bytes. */
+static bool plain(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.' || c == ':' || c == '~'))
+            return false;
+    }
+    return n > 0 && n < 64;
+}
+
+/* Replaces the OpenRTB macros of @p url into @p out (its path part, from the first '/' after the authority). */
+static bool expand_url(const char *url, const char *auction, const char *bid_id, const char *imp_id, const char *price,
+                       char *out, size_t cap)
+{
+    const char *p = url;
+    const char *scheme = strstr(url, "://");
+    if (scheme) {
+        p = strchr(scheme + 3, '/');
+        if (!p)
+            return false;
+    }
+    if (*p != '/')
+        return false;
+    static const struct {
+        const char *name, *value_of;
+    } macros[] = {{"${AUCTION_PRICE}", "p"},    {"${AUCTION_ID}", "a"},      {"${AUCTION_BID_ID}", "b"},
+                  {"${AUCTION_IMP_ID}", "i"},   {"${AUCTION_SEAT_ID}", "s"}, {"${AUCTION_AD_ID}", "b"},
+                  {"${AUCTION_CURRENCY}", "c"}, {"${AUCTION_LOSS}", "l"},    {"${AUCTION_MBR}", "m"}};
+    size_t n = 0;
+    while (*p) {
+        const char *rep = NULL;
+        size_t skip = 1;
+        if (*p == '$') {
+            for (size_t k = 0; k < sizeof(macros) / sizeof(macros[0]); k++) {
+                size_t ml = strlen(macros[k].name);
+                if (strncmp(p, macros[k].name, ml) == 0) {
+                    switch (macros[k].value_of[0]) {
+                    case 'p': rep = price; break;
+                    case 'a': rep = auction; break;
+                    case 'b': rep = bid_id; break;
+                    case 'i': rep = imp_id; break;
+                    case 's': rep = "adsmith"; break;
+                    case 'c': rep = "USD"; break;
+                    case 'l': rep = "0"; break;
+                    default: rep = "1"; break;
+                    }
+                    skip = ml;
+                    break;
+                }
+            }
+        }
+        size_t add = rep ? strlen(rep) : 1;
+        if (n + add + 1 > cap)
+            return false;
+        if (rep)
+            memcpy(out + n, rep, add);
+        else
+            out[n] = *p;
+        n += add;
+        p += skip;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static const char *jstr_of(const cJSON *o, const char *name)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+/* The events of a won impression: its impression, and its click and conversion when the oracle drew them. */
+static void win_events(struct thr *t, const struct lgen_win *w)
+{
+    char uid[LGEN_ID_MAX];
+    lgen_user_id(&t->cfg->gen, w->user, uid);
+    int64_t now = (int64_t)time(NULL);
+    ev_add(t, "impression", w->bid_id, uid, w->campaign, w->variant, now, false, 0);
+    if (w->clicked)
+        ev_add(t, "click", w->bid_id, uid, w->campaign, w->variant, now, true, 0);
+    if (w->converted)
+        ev_add(t, "conversion", w->bid_id, uid, w->campaign, w->variant, now, false, w->value);
+}
+
+/* The answer to POST /v1/score of a won impression: its pCTR into the record, then the impression's events. */
+static void win_scored(struct thr *t, const struct lconn_stream *s, int error)
+{
+    const struct lgen_win *w = &s->req.win;
+    bool got = false;
+    if (!error && s->status == 404)
+        t->no_score = true;
+    if (!error && s->status == 200 && w->record >= 0 && (size_t)w->record < t->res.biz.log.n) {
+        cJSON *j = cJSON_ParseWithLength(s->req.response.p, s->req.response.len);
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "scores"), 0), "score");
+        if (cJSON_IsNumber(sc)) {
+            struct sim_rec *r = &t->res.biz.log.v[w->record];
+            r->pctr = (float)sc->valuedouble;
+            r->has_pctr = 1;
+            t->res.biz.pctr_seen++;
+            got = true;
+        }
+        cJSON_Delete(j);
+    }
+    if (!got && w->record >= 0)
+        t->res.biz.score_failed++;
+    win_events(t, w);
+}
+
+/* One bid of an answer: the auction, and for a win the notice, the oracle's outcome and the events. */
+static void one_bid(struct thr *t, const struct lgen_bid_info *bi, const cJSON *bid, bool measured)
+{
+    struct lrun_biz *z = &t->res.biz;
+    const char *impid = jstr_of(bid, "impid"), *nurl = jstr_of(bid, "nurl"), *cid = jstr_of(bid, "cid");
+    const char *bid_id = jstr_of(bid, "id");
+    const cJSON *price_j = cJSON_GetObjectItemCaseSensitive(bid, "price");
+    long imp = impid ? strtol(impid, NULL, 10) : 0;
+    if (!impid || imp < 1 || imp > (long)bi->nimp || !nurl || !cid || !plain(cid) || !bid_id || !plain(bid_id) ||
+        !cJSON_IsNumber(price_j) || !(price_j->valuedouble > 0)) {
+        if (measured)
+            z->bad_bids++;
+        return;
+    }
+    const struct lgen_imp_info *ii = &bi->imp[imp - 1];
+    const cJSON *ext = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(bid, "ext"), "adsmith");
+    const char *variant = jstr_of(ext, "variant");
+    if (!variant || !plain(variant))
+        variant = "base";
+    const cJSON *pctr = cJSON_GetObjectItemCaseSensitive(ext, "pctr");
+    double price = price_j->valuedouble;
+    double floor = ii->floor;
+    if (jstr_of(bid, "dealid") && ii->deal_floor > floor)
+        floor = ii->deal_floor;
+    char key[sizeof(bi->auction) + 16];
+    snprintf(key, sizeof(key), "%s/%ld", bi->auction, imp);
+    struct sim_auction a = sim_auction_run(&t->cfg->sim, key, floor, price, bi->at);
+    if (measured) {
+        z->bids++;
+        z->bid_cpm_micros += (uint64_t)(price * 1e6 + 0.5);
+    }
+    if (!a.won) {
+        if (measured)
+            z->losses++;
+        return;
+    }
+    char pricebuf[32], path[LGEN_PATH_MAX];
+    snprintf(pricebuf, sizeof(pricebuf), "%.6f", a.clearing);
+    if (t->cfg->feedback) {
+        if (expand_url(nurl, bi->auction, bid_id, impid, pricebuf, path, sizeof(path)))
+            fb_push(t, LGEN_NOTICE, path, NULL, 0, NULL);
+        else
+            z->feedback_dropped++;
+    }
+    struct sim_features f = {.user = bi->user,
+                             .placement = bi->placement,
+                             .category = bi->category,
+                             .app = bi->app,
+                             .devtype = bi->devtype,
+                             .hour = bi->hour,
+                             .pos = ii->pos,
+                             .w = ii->w,
+                             .h = ii->h,
+                             .fmt = ii->fmt};
+    double p = sim_pclick(&t->cfg->sim, &f, cid, variant);
+    bool clicked = sim_uniform(&t->cfg->sim, key, 41) < p;
+    z->clicks_run += clicked;
+    bool converted = clicked && sim_uniform(&t->cfg->sim, key, 42) < sim_pconv(&t->cfg->sim, &f, cid);
+    bool control = strcmp(variant, "base") == 0;
+    struct lgen_win win = {.user = bi->user,
+                           .clicked = clicked,
+                           .converted = converted,
+                           .value = (int64_t)(5 + sim_uniform(&t->cfg->sim, key, 43) * 95) * 1000000,
+                           .record = -1};
+    snprintf(win.bid_id, sizeof(win.bid_id), "%s", bid_id);
+    snprintf(win.campaign, sizeof(win.campaign), "%s", cid);
+    snprintf(win.variant, sizeof(win.variant), "%s", variant);
+    if (measured) {
+        z->wins++;
+        z->spend_micros += (uint64_t)(a.clearing * 1000.0 + 0.5); /* CPM: one impression is 1/1000 */
+        z->clicks += clicked;
+        z->conversions += converted;
+        if (control) {
+            z->imps_control++;
+            z->clicks_control += clicked;
+        } else {
+            z->imps_variant++;
+            z->clicks_variant += clicked;
+        }
+        struct sim_rec r = {.p_oracle = (float)p,
+                            .price = (float)price,
+                            .pctr = cJSON_IsNumber(pctr) ? (float)pctr->valuedouble : 0,
+                            .clicked = clicked,
+                            .converted = converted,
+                            .variant = !control,
+                            .has_pctr = cJSON_IsNumber(pctr)};
+        z->pctr_seen += r.has_pctr;
+        if (sim_log_add(&z->log, &r) == 0)
+            win.record = (int64_t)z->log.n - 1;
+    }
+    if (!t->cfg->feedback)
+        return;
+    /* adsmith's pCTR of the impression, asked before its events can move the profile. */
+    if (t->cfg->score_wins && !t->no_score && !cJSON_IsNumber(pctr)) {
+        lgen_buf_reset(&t->scorebuf);
+        if (lgen_score_of(&t->cfg->gen, bi, (unsigned)(imp - 1), cid, &t->scorebuf) == 0 &&
+            fb_push(t, LGEN_WIN_SCORE, "/v1/score", t->scorebuf.p, t->scorebuf.len, &win))
+            return;
+    }
+    win_events(t, &win);
+}
+
+static void bid_answered(struct thr *t, const struct lconn_stream *s, bool measured)
+{
+    struct lrun_biz *z = &t->res.biz;
+    const struct lgen_bid_info *bi = &s->req.bid;
+    if (s->status != 200 && s->status != 204)
+        return;
+    if (measured) {
+        z->auctions++;
+        z->imps += bi->nimp;
+    }
+    if (s->status == 204)
+        return;
+    if (measured)
+        z->answered_bids++;
+    cJSON *j = s->req.response.len ? cJSON_ParseWithLength(s->req.response.p, s->req.response.len) : NULL;
+    const cJSON *seatbid = cJSON_GetObjectItemCaseSensitive(j, "seatbid");
+    if (!cJSON_IsArray(seatbid)) {
+        if (measured)
+            z->bad_bids++;
+        cJSON_Delete(j);
+        return;
+    }
+    const cJSON *sb, *bid;
+    cJSON_ArrayForEach(sb, seatbid)
+    {
+        cJSON_ArrayForEach(bid, cJSON_GetObjectItemCaseSensitive(sb, "bid")) one_bid(t, bi, bid, measured);
+    }
+    cJSON_Delete(j);
+}
+
+static bool is_feedback(enum lgen_kind k)
+{
+    return k == LGEN_NOTICE || k == LGEN_FEEDBACK || k == LGEN_WIN_SCORE;
+}
+
 static void on_done(void *arg, struct lconn_stream *s, int64_t now, int error)
 {
     struct thr *t = arg;
     t->inflight--;
-    if (s->req.intended_ns < t->t_measure)
+    bool fb = is_feedback(s->req.kind);
+    if (fb && s->conn->feedback_inflight)
+        s->conn->feedback_inflight--;
+    bool measured = s->req.intended_ns >= t->t_measure;
+    if (s->req.kind == LGEN_BID && !error && t->cfg->mix[LGEN_BID])
+        bid_answered(t, s, measured);
+    if (s->req.kind == LGEN_WIN_SCORE)
+        win_scored(t, s, error);
+    if (!measured)
         return;
     uint64_t lat = (uint64_t)(now - s->req.intended_ns), lat_sent = (uint64_t)(now - s->sent_ns);
-    stats_record(&t->res.all, s, lat, lat_sent, error);
-    stats_record(&t->res.kind[s->req.kind], s, lat, lat_sent, error);
-    int64_t sec = (now - t->t_measure) / NS;
-    if (sec >= 0 && (uint64_t)sec < t->res.nseries) {
-        struct lrun_sec *e = &t->res.series[sec];
-        e->requests++;
-        e->lat_sum_ns += lat;
-        if (lat > e->lat_max_ns)
-            e->lat_max_ns = lat;
-        if (error || s->status < 200 || s->status >= 300)
-            e->errors++;
-    }
     bool ok = !error && s->status >= 200 && s->status < 300;
     if (!ok && !t->res.first_error[0]) {
         if (error)
@@ -135,6 +518,24 @@ static void on_done(void *arg, struct lconn_stream *s, int64_t now, int error)
         else
             snprintf(t->res.first_error, sizeof(t->res.first_error), "%s %.200s -> %d: %.300s", s->req.method,
                      s->req.path, s->status, s->head);
+    }
+    stats_record(&t->res.kind[s->req.kind], s, lat, lat_sent, error);
+    if (fb)
+        return;
+    stats_record(&t->res.all, s, lat, lat_sent, error);
+    int64_t sec = (now - t->t_measure) / NS;
+    if (sec >= 0 && (uint64_t)sec < t->res.nseries) {
+        struct lrun_sec *e = &t->res.series[sec];
+        e->requests++;
+        e->lat_sum_ns += lat;
+        if (lat > e->lat_max_ns)
+            e->lat_max_ns = lat;
+        if (!ok)
+            e->errors++;
+        if (!e->hist)
+            e->hist = calloc(LRUN_SEC_BUCKETS, sizeof(*e->hist));
+        if (e->hist)
+            e->hist[sec_bucket(lat)]++;
     }
 }
 
@@ -191,6 +592,50 @@ static int send_one(struct thr *t, struct lconn *c, int64_t intended, int64_t no
     return 1;
 }
 
+/* Sends queued feedback on @p c while it has fewer than half its streams in feedback. 0 or negative on failure. */
+static int send_feedback(struct thr *t, struct lconn *c, int64_t now)
+{
+    unsigned cap = c->limit / 2 ? c->limit / 2 : 1;
+    while (t->fb_len && c->feedback_inflight < cap) {
+        struct lconn_stream *s = lconn_slot(c);
+        if (!s)
+            return 0;
+        struct fb_item *it = &t->fb[t->fb_head];
+        struct lgen_req *q = &s->req;
+        q->kind = it->kind;
+        q->keep_response = it->kind == LGEN_WIN_SCORE;
+        if (it->win)
+            q->win = *it->win;
+        q->intended_ns = now;
+        lgen_buf_reset(&q->body);
+        snprintf(q->path, sizeof(q->path), "%s", it->path);
+        if (it->body) {
+            q->method = "POST";
+            q->content_type = "application/json";
+            lgen_buf_append(&q->body, it->body, it->len);
+        } else {
+            q->method = "GET";
+            q->content_type = NULL;
+        }
+        free(it->path);
+        free(it->body);
+        free(it->win);
+        t->fb_head = (t->fb_head + 1) % LRUN_FEEDBACK_MAX;
+        t->fb_len--;
+        if (q->body.oom) {
+            lconn_unslot(c, s);
+            t->res.biz.feedback_dropped++;
+            continue;
+        }
+        int rc = lconn_submit(c, s, now);
+        if (rc < 0)
+            return rc;
+        t->inflight++;
+        c->feedback_inflight++;
+    }
+    return 0;
+}
+
 static void conn_failed(struct thr *t, unsigned i, int error, int64_t now)
 {
     struct lconn *c = t->conns[i];
@@ -207,6 +652,7 @@ static int conn_start(struct thr *t, unsigned i)
 {
     struct lconn *c = t->conns[i];
     lconn_init(c, t->cfg->target, t->cfg->streams, on_done, t);
+    c->feedback_inflight = 0;
     int rc = lconn_open(c);
     if (rc < 0)
         return rc;
@@ -224,6 +670,16 @@ static int conn_start(struct thr *t, unsigned i)
 
 static void dispatch(struct thr *t, int64_t now)
 {
+    if (t->evn && (t->stopping || t->evn >= LRUN_EVENTS_BATCH || now - t->ev_started >= EV_MAX_AGE_NS))
+        ev_flush(t);
+    for (unsigned i = 0; t->fb_len && i < t->nconns; i++) {
+        unsigned k = (t->rr + i) % t->nconns;
+        if (t->conns[k]->fd < 0)
+            continue;
+        int rc = send_feedback(t, t->conns[k], now);
+        if (rc < 0)
+            conn_failed(t, k, rc, now);
+    }
     if (t->stopping)
         return;
     if (t->period_ns <= 0) {
@@ -287,6 +743,8 @@ static void arm(struct thr *t, int64_t now)
     for (unsigned i = 0; i < t->nconns; i++)
         if (t->reconnect_at[i] && t->reconnect_at[i] < wake)
             wake = t->reconnect_at[i];
+    if (t->evn && t->ev_started + EV_MAX_AGE_NS < wake)
+        wake = t->ev_started + EV_MAX_AGE_NS > now ? t->ev_started + EV_MAX_AGE_NS : now + 1000000;
     if (wake >= FAR_FUTURE)
         wake = now + 3600 * NS;
     /* Closed loop re-arms for the same end time on every pass: skip the syscall. */
@@ -309,8 +767,7 @@ static void loop(struct thr *t)
             t->t_stop = now;
             t->t_drain = now + (int64_t)(t->cfg->drain_s * NS);
             if (t->period_ns > 0) {
-                uint64_t due_before_end =
-                    (uint64_t)ceil(((double)(t->t_end - t->t0) - t->phase_ns) / t->period_ns);
+                uint64_t due_before_end = (uint64_t)ceil(((double)(t->t_end - t->t0) - t->phase_ns) / t->period_ns);
                 t->res.backlog = due_before_end > t->next_k ? due_before_end - t->next_k : 0;
             }
         }
@@ -326,7 +783,7 @@ static void loop(struct thr *t)
             t->t_stop = now_ns();
             return;
         }
-        if (t->stopping && (t->inflight == 0 || now >= t->t_drain))
+        if (t->stopping && ((t->inflight == 0 && t->fb_len == 0 && t->evn == 0) || now >= t->t_drain))
             break;
         arm(t, now);
         int n = epoll_wait(t->epfd, evs, 256, -1);
@@ -460,35 +917,124 @@ static int probe_one(const struct lrun_cfg *cfg, struct lconn *c, struct lgen *g
     lconn_close(c);
     const char *name = lgen_kind_name(kind);
     if (rc < 0 || p.error) {
-        snprintf(r->why, sizeof(r->why), "the first %s request (%s %s) failed: %s", name, s->req.method, s->req.path,
-                 strerror(-(rc < 0 ? rc : p.error)));
+        snprintf(r->why, sizeof(r->why), "the first %s request (%s %.200s) failed: %s", name, s->req.method,
+                 s->req.path, strerror(-(rc < 0 ? rc : p.error)));
         return rc < 0 ? rc : p.error;
     }
     if (p.status >= 200 && p.status < 300)
         return 0;
     if (p.status == 404 && (kind == LGEN_BID || kind == LGEN_SCORE)) {
-        snprintf(r->why, sizeof(r->why),
-                 "this server does not serve %s %s yet (404 on the first %s request): drop %s from --mix until it does",
-                 s->req.method, s->req.path, name, name);
+        snprintf(
+            r->why, sizeof(r->why),
+            "this server does not serve %s %.200s yet (404 on the first %s request): drop %s from --mix until it does",
+            s->req.method, s->req.path, name, name);
         return -ENOTSUP;
     }
     if (p.status == 401 || p.status == 403) {
         snprintf(r->why, sizeof(r->why),
-                 "the server refused the API key for %s %s (%d): pass an admin key with --key or ADSMITH_KEY "
+                 "the server refused the API key for %s %.200s (%d): pass an admin key with --key or ADSMITH_KEY "
                  "(adsmith keys create --role admin)",
                  s->req.method, s->req.path, p.status);
         return -EACCES;
     }
     if (p.status == 404 && (kind == LGEN_CAMPAIGNS || kind == LGEN_CAMPAIGN_EDIT || kind == LGEN_USER_GET)) {
         snprintf(r->why, sizeof(r->why),
-                 "%s %s answered 404: seed the data set first with the same --seed, --users and --campaigns "
+                 "%s %.200s answered 404: seed the data set first with the same --seed, --users and --campaigns "
                  "(adsmith-load seed ...)",
                  s->req.method, s->req.path);
         return -EPROTO;
     }
-    snprintf(r->why, sizeof(r->why), "the first %s request (%s %s) answered %d: %.400s", name, s->req.method,
+    snprintf(r->why, sizeof(r->why), "the first %s request (%s %.200s) answered %d: %.400s", name, s->req.method,
              s->req.path, p.status, p.head);
     return -EPROTO;
+}
+
+/* ---- tokens: the daemon's adsmith_gen_tokens_total before and after a bid run ---- */
+
+struct fetch {
+    bool done;
+    int error;
+    int status;
+    struct lgen_buf body;
+};
+
+static void fetch_done(void *arg, struct lconn_stream *s, int64_t now, int error)
+{
+    (void)now;
+    struct fetch *f = arg;
+    f->done = true;
+    f->error = error;
+    f->status = s->status;
+    lgen_buf_reset(&f->body);
+    if (s->req.response.len)
+        lgen_buf_append(&f->body, s->req.response.p, s->req.response.len);
+}
+
+/* The sum of every adsmith_gen_tokens_total sample in GET /metrics. @return 0, -ENOENT without one, or < 0. */
+static int tokens_now(const struct lrun_cfg *cfg, double *ret)
+{
+    struct lconn *c = calloc(1, sizeof(*c));
+    struct fetch f = {0};
+    if (!c)
+        return -ENOMEM;
+    lconn_init(c, cfg->target, 1, fetch_done, &f);
+    int rc = lconn_open(c);
+    struct lconn_stream *s = rc == 0 ? lconn_slot(c) : NULL;
+    if (s) {
+        s->req.kind = LGEN_HEALTHZ;
+        s->req.method = "GET";
+        s->req.content_type = NULL;
+        s->req.keep_response = true;
+        lgen_buf_reset(&s->req.body);
+        snprintf(s->req.path, sizeof(s->req.path), "/metrics");
+        rc = lconn_submit(c, s, now_ns());
+    } else if (rc == 0) {
+        rc = -EPROTO;
+    }
+    int64_t deadline = now_ns() + 10 * NS;
+    while (rc == 0 && !f.done) {
+        rc = lconn_flush(c);
+        if (rc < 0 || f.done)
+            break;
+        struct pollfd pfd = {.fd = c->fd, .events = (short)(POLLIN | (c->want_write ? POLLOUT : 0))};
+        int64_t left = (deadline - now_ns()) / 1000000;
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (poll(&pfd, 1, (int)left) > 0)
+            rc = lconn_read(c);
+    }
+    if (c->fd >= 0 && !f.done)
+        lconn_fail(c, rc ? rc : -ECONNRESET, now_ns());
+    lconn_close(c);
+    lconn_free(c);
+    free(c);
+    double sum = 0;
+    bool found = false;
+    if (rc == 0 && f.done && !f.error && f.status == 200 && f.body.p) {
+        static const char name[] = "adsmith_gen_tokens_total{";
+        for (const char *line = f.body.p; line && *line;) {
+            if (strncmp(line, name, sizeof(name) - 1) == 0) {
+                const char *sp = strchr(line, ' ');
+                const char *nl = strchr(line, '\n');
+                if (sp && (!nl || sp < nl)) {
+                    sum += strtod(sp + 1, NULL);
+                    found = true;
+                }
+            }
+            line = strchr(line, '\n');
+            if (line)
+                line++;
+        }
+    }
+    lgen_buf_free(&f.body);
+    if (rc < 0)
+        return rc;
+    if (!found)
+        return -ENOENT;
+    *ret = sum;
+    return 0;
 }
 
 static int probe_all(const struct lrun_cfg *cfg, struct lrun_result *r)
@@ -538,6 +1084,31 @@ static int check(const struct lrun_cfg *cfg, struct lrun_result *r)
         return -EINVAL;
     }
     return 0;
+}
+
+static void merge_biz(struct lrun_biz *d, const struct lrun_biz *s)
+{
+    d->auctions += s->auctions;
+    d->imps += s->imps;
+    d->answered_bids += s->answered_bids;
+    d->bids += s->bids;
+    d->bad_bids += s->bad_bids;
+    d->wins += s->wins;
+    d->losses += s->losses;
+    d->spend_micros += s->spend_micros;
+    d->bid_cpm_micros += s->bid_cpm_micros;
+    d->clicks += s->clicks;
+    d->clicks_run += s->clicks_run;
+    d->conversions += s->conversions;
+    d->imps_variant += s->imps_variant;
+    d->clicks_variant += s->clicks_variant;
+    d->imps_control += s->imps_control;
+    d->clicks_control += s->clicks_control;
+    d->pctr_seen += s->pctr_seen;
+    d->score_failed += s->score_failed;
+    d->feedback_dropped += s->feedback_dropped;
+    if (sim_log_merge(&d->log, &s->log) < 0)
+        d->feedback_dropped += s->log.n;
 }
 
 int lrun_execute(const struct lrun_cfg *cfg, struct lrun_result *ret)
@@ -590,6 +1161,8 @@ int lrun_execute(const struct lrun_cfg *cfg, struct lrun_result *ret)
             stats_init(&t->res.kind[k]);
         if (rc == 0)
             rc = lgen_init(&t->gen, &cfg->gen, i);
+        if (rc == 0 && cfg->mix[LGEN_BID] && cfg->feedback && !(t->fb = calloc(LRUN_FEEDBACK_MAX, sizeof(*t->fb))))
+            rc = -ENOMEM;
         lrng_seed(&t->pick, lrng_mix(cfg->gen.seed ^ 0x7069636bu) + i);
         for (unsigned k = 0; k < LGEN_KINDS; k++) {
             t->total_w += cfg->mix[k];
@@ -608,6 +1181,8 @@ int lrun_execute(const struct lrun_cfg *cfg, struct lrun_result *ret)
             break;
         }
     }
+    double tokens_before = 0;
+    bool tokens = cfg->mix[LGEN_BID] && !cfg->seed_mode && tokens_now(cfg, &tokens_before) == 0;
     pthread_mutex_lock(&sh.lock);
     while (sh.ready < started)
         pthread_cond_wait(&sh.cond, &sh.lock);
@@ -632,8 +1207,16 @@ int lrun_execute(const struct lrun_cfg *cfg, struct lrun_result *ret)
         stats_merge(&ret->all, &t->res.all);
         for (unsigned k = 0; k < LGEN_KINDS; k++)
             stats_merge(&ret->kind[k], &t->res.kind[k]);
+        merge_biz(&ret->biz, &t->res.biz);
         for (unsigned s = 0; s < nseries; s++) {
             struct lrun_sec *d = &ret->series[s], *e = &t->res.series[s];
+            if (e->hist && !d->hist) {
+                d->hist = e->hist;
+                e->hist = NULL;
+            } else if (e->hist) {
+                for (unsigned b = 0; b < LRUN_SEC_BUCKETS; b++)
+                    d->hist[b] += e->hist[b];
+            }
             d->requests += e->requests;
             d->errors += e->errors;
             d->lat_sum_ns += e->lat_sum_ns;
@@ -648,6 +1231,11 @@ int lrun_execute(const struct lrun_cfg *cfg, struct lrun_result *ret)
             snprintf(ret->first_error, sizeof(ret->first_error), "%s", t->res.first_error);
         if (t->t_stop > t_stop && t->t_stop < FAR_FUTURE)
             t_stop = t->t_stop;
+    }
+    double tokens_after = 0;
+    if (tokens && tokens_now(cfg, &tokens_after) == 0) {
+        ret->biz.tokens_known = true;
+        ret->biz.tokens = tokens_after > tokens_before ? tokens_after - tokens_before : 0;
     }
     ret->measured_s = (double)(t_stop - t_measure) / NS;
     if (ret->measured_s <= 0)
@@ -676,7 +1264,19 @@ out:
         free(t->conns);
         free(t->reconnect_at);
         free(t->watch_out);
+        for (unsigned s = 0; t->res.series && s < nseries; s++)
+            free(t->res.series[s].hist);
         free(t->res.series);
+        for (unsigned k = 0; t->fb && k < t->fb_len; k++) {
+            struct fb_item *it = &t->fb[(t->fb_head + k) % LRUN_FEEDBACK_MAX];
+            free(it->path);
+            free(it->body);
+            free(it->win);
+        }
+        free(t->fb);
+        lgen_buf_free(&t->evbuf);
+        lgen_buf_free(&t->scorebuf);
+        sim_log_free(&t->res.biz.log);
         free(t);
     }
     free(ts);
@@ -687,6 +1287,9 @@ out:
 
 void lrun_result_free(struct lrun_result *r)
 {
+    for (unsigned s = 0; r->series && s < r->nseries; s++)
+        free(r->series[s].hist);
+    sim_log_free(&r->biz.log);
     free(r->series);
     r->series = NULL;
 }

@@ -26,11 +26,17 @@
 #include "conn.h"
 #include "gen.h"
 #include "hist.h"
+#include "sim.h"
 
 #define LRUN_THREADS_MAX 64
 #define LRUN_CONNECTIONS_MAX 4096
 #define LRUN_SERIES_MAX 86400 /* seconds in the throughput series */
 #define LRUN_WHY_MAX 1024
+#define LRUN_FEEDBACK_MAX 65536 /* feedback requests queued per thread; more are dropped and counted */
+#define LRUN_EVENTS_BATCH 100   /* feedback events per POST /v1/events */
+/* The per-second latency histograms: 2^LRUN_SEC_SUB_BITS buckets per power of two (3 % wide). */
+#define LRUN_SEC_SUB_BITS 5
+#define LRUN_SEC_BUCKETS ((LHIST_MAX_BITS - LRUN_SEC_SUB_BITS + 1) << LRUN_SEC_SUB_BITS)
 
 struct lrun_cfg {
     struct lconn_target *target;
@@ -48,8 +54,15 @@ struct lrun_cfg {
     bool seed_mode;
     uint64_t seed_users, seed_campaigns;
     bool probe; /* send one request of each kind first and refuse the run on a bad answer */
+    /* Bid traffic (kind bid): the simulated exchange and audience. With `feedback`, won
+     * impressions get their win notice and their impression, click and conversion events sent
+     * back (kinds notice and feedback, measured apart from the mix). */
+    bool feedback;
+    bool score_wins; /* ask POST /v1/score for adsmith's pCTR of each won impression before its events go back */
+    struct sim_cfg sim;
 };
 
+/* `all` and the series cover the --mix; the feedback kinds (notice, feedback) are only in kind[]. */
 struct lrun_stats {
     struct lhist lat;      /* from the intended send time (open loop), else from the send */
     struct lhist lat_sent; /* from the actual send */
@@ -62,9 +75,35 @@ struct lrun_stats {
     uint64_t bytes_out, bytes_in; /* bodies */
 };
 
+/* One second of the measured mix (feedback excluded). */
 struct lrun_sec {
     uint64_t requests, errors;
     uint64_t lat_sum_ns, lat_max_ns;
+    uint32_t *hist; /* LRUN_SEC_BUCKETS counts; NULL until a request ends in that second; owned */
+};
+
+/** The latency at percentile @p p (0-100) in second @p e (within 3 %), 0 when it has none. */
+uint64_t lrun_sec_percentile(const struct lrun_sec *e, double p);
+
+/* What the bid traffic achieved, over the bid requests of the measured window. */
+struct lrun_biz {
+    uint64_t auctions;      /* bid requests answered 200 or 204 */
+    uint64_t imps;          /* impressions offered in them */
+    uint64_t answered_bids; /* answered 200 (with bids) */
+    uint64_t bids;          /* bids in the answers */
+    uint64_t bad_bids;      /* bids the harness could not use: unknown impid, no price or nurl, unparsable answer */
+    uint64_t wins, losses;
+    uint64_t spend_micros;   /* sum of the clearing prices / 1000 (CPM to one impression), micro-USD */
+    uint64_t bid_cpm_micros; /* sum of the prices bid (CPM), micro-USD */
+    uint64_t clicks, conversions;
+    uint64_t imps_variant, clicks_variant, imps_control, clicks_control;
+    uint64_t pctr_seen;        /* won impressions with adsmith's pCTR (ext.adsmith.pctr or POST /v1/score) */
+    uint64_t score_failed;     /* POST /v1/score of a won impression that gave no score */
+    uint64_t feedback_dropped; /* notices and events not sent: the queue was full or the URL unusable */
+    uint64_t clicks_run;       /* clicks drawn over the whole run, warm-up included */
+    bool tokens_known;         /* the daemon's /metrics has adsmith_gen_tokens_total, before and after */
+    double tokens;             /* its growth over the whole run (every kind, the whole process) */
+    struct sim_log log;        /* one record per won impression */
 };
 
 struct lrun_result {
@@ -77,6 +116,7 @@ struct lrun_result {
     uint64_t unfinished; /* in flight when the drain time ran out */
     uint64_t connects;   /* connections opened, reconnects included */
     uint64_t conn_failures;
+    struct lrun_biz biz;
     char first_error[LCONN_HEAD_MAX + 128]; /* the first non-2xx answer: request line, status, body head */
     char why[LRUN_WHY_MAX];                 /* why lrun_execute() refused or failed */
 };

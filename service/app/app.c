@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include "adsmith/config.h"
+#include "adsmith/ledger.h"
 #include "adsmith/log.h"
 #include "adsmith/store.h"
 #include "adsmith/users.h"
+#include "adsmith/vgen.h"
 #include "adsmith/wq.h"
 
 struct app_storage {
@@ -179,7 +181,12 @@ static int app_writer_maintain(MDB_txn *txn, struct store *s, void *arg)
 {
     struct app *app = arg;
     size_t deleted;
+    uint32_t released;
+    int rc;
 
+    /* Token reservations past their time return to their packages. */
+    if ((rc = ledger_expire(txn, s, (int64_t)time(NULL), APP_SWEEP_SLICE, &released)) != 0)
+        return rc;
     if (app->cfg->event_dedup_s == 0)
         return 0;
     return usr_sweep_events(txn, s, (uint64_t)time(NULL), app->cfg->event_dedup_s, APP_SWEEP_SLICE, &deleted);
@@ -194,4 +201,16 @@ void app_writer_stop(struct app *app)
 {
     wq_free(app->wq);
     app->wq = NULL;
+}
+
+struct camp_rules app_campaign_rules(const struct app *app)
+{
+    static const char *const builtin[] = {"builtin"};
+    const char *const *names;
+    size_t n;
+
+    if (app->vgen == NULL)
+        return (struct camp_rules){builtin, 1};
+    names = vgen_backend_names(app->vgen, &n);
+    return (struct camp_rules){names, n};
 }

@@ -24,98 +24,80 @@ static int64_t int_of(const msgpack_object *o)
     return 0;
 }
 
-static void html_escape(struct buf *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (s[i]) {
-        case '<':
-            buf_puts(b, "&lt;");
-            break;
-        case '>':
-            buf_puts(b, "&gt;");
-            break;
-        case '&':
-            buf_puts(b, "&amp;");
-            break;
-        case '"':
-            buf_puts(b, "&quot;");
-            break;
-        case '\'':
-            buf_puts(b, "&#39;");
-            break;
-        default:
-            buf_put(b, &s[i], 1);
-        }
-    }
-}
-
-/* The value of slot @p name (@p n bytes) for this user: the profile's attribute, or the slot's fallback. */
-static struct cidx_str slot_value(const msgpack_object *slots, const char *name, size_t n, const struct prof_view *pv)
-{
-    static const char *const attrs[PROF_NATTR] = {"attributes.country", "attributes.region", "attributes.city",
-                                                  "attributes.language", "attributes.device", "attributes.os"};
-    const msgpack_object *slot = slots != NULL ? doc_map_getn(slots, name, n) : NULL;
-    struct cidx_str src, fb;
-    int64_t max;
-
-    if (slot == NULL)
-        return (struct cidx_str){"", 0};
-    src = str_of(doc_map_get(slot, "source"));
-    fb = str_of(doc_map_get(slot, "fallback"));
-    max = int_of(doc_map_get(slot, "max_length"));
-    if (pv != NULL && src.len > 0) {
-        for (int a = 0; a < PROF_NATTR; a++) {
-            if (src.len == strlen(attrs[a]) && memcmp(src.ptr, attrs[a], src.len) == 0 && pv->attr[a] != NULL &&
-                pv->attr_len[a] > 0 && (int64_t)pv->attr_len[a] <= max)
-                return (struct cidx_str){pv->attr[a], pv->attr_len[a]};
-        }
-    }
-    return fb.ptr != NULL ? fb : (struct cidx_str){"", 0};
-}
-
-/* Appends @p t with each {{slot}} replaced by its value; @p html: values HTML-escaped. */
-static void fill(struct buf *b, struct cidx_str t, const msgpack_object *slots, const struct prof_view *pv, bool html)
-{
-    size_t i = 0;
-
-    while (i < t.len) {
-        const char *open = memmem(t.ptr + i, t.len - i, "{{", 2);
-        const char *close;
-        struct cidx_str v;
-
-        if (open == NULL || (close = memmem(open + 2, t.len - (size_t)(open + 2 - t.ptr), "}}", 2)) == NULL) {
-            buf_put(b, t.ptr + i, t.len - i);
-            return;
-        }
-        buf_put(b, t.ptr + i, (size_t)(open - (t.ptr + i)));
-        v = slot_value(slots, open + 2, (size_t)(close - open - 2), pv);
-        if (html)
-            html_escape(b, v.ptr, v.len);
-        else
-            buf_put(b, v.ptr, v.len);
-        i = (size_t)(close + 2 - t.ptr);
-    }
-}
-
 /* A slot-filled text as a JSON string (for native). */
 static void json_filled(struct docw *w, struct buf *tmp, struct cidx_str t, const msgpack_object *slots,
-                        const struct prof_view *pv)
+                        const struct vpick_slot_ctx *sc)
 {
     tmp->len = 0;
     tmp->overflow = false;
-    fill(tmp, t, slots, pv, false);
+    vpick_fill(tmp, t, slots, sc, false);
     docw_str(w, tmp->base, tmp->len);
 }
 
-static void native_adm(struct buf *b, const msgpack_object *nat, const msgpack_object *slots,
-                       const struct prof_view *pv)
+/* A text of variant @p var (its slots compiled into the snapshot), or of the base creative when @p var is NULL. */
+static void json_text(struct docw *w, struct buf *tmp, struct cidx_str t, const msgpack_object *slots,
+                      const struct vpick_slot_ctx *sc, const struct vpick_variant *var)
 {
-    char mem[2048];
-    struct buf tmp;
+    if (var == NULL) {
+        json_filled(w, tmp, t, slots, sc);
+        return;
+    }
+    tmp->len = 0;
+    tmp->overflow = false;
+    vpick_fill_variant(tmp, var, t, sc, false);
+    docw_str(w, tmp->base, tmp->len);
+}
+
+static struct cidx_str cstr(const char *s)
+{
+    return (struct cidx_str){s, strlen(s)};
+}
+
+/* A data asset {"id": id, "data": {"value": filled text}} (@p var: a variant's text, see json_text). */
+static void data_asset(struct docw *w, struct buf *tmp, int id, struct cidx_str t, const msgpack_object *slots,
+                       const struct vpick_slot_ctx *sc, const struct vpick_variant *var)
+{
+    docw_map(w, 2);
+    docw_key(w, "id");
+    docw_int(w, id);
+    docw_key(w, "data");
+    docw_map(w, 1);
+    docw_key(w, "value");
+    json_text(w, tmp, t, slots, sc, var);
+    docw_map_end(w);
+    docw_map_end(w);
+}
+
+/* The native response; @p var (may be NULL) replaces title, description and cta and labels the sponsor. */
+static void native_adm(struct buf *b, const msgpack_object *nat, const msgpack_object *slots,
+                       const struct vpick_slot_ctx *sc, const struct vpick_variant *var)
+{
+    char mem[2048], lab[VAR_LABEL_MAX + 160];
+    struct buf tmp, label;
     struct docw w;
     const msgpack_object *img = doc_map_get(nat, "image");
-    struct cidx_str desc = str_of(doc_map_get(nat, "description"));
+    struct cidx_str title = str_of(doc_map_get(nat, "title")), desc = str_of(doc_map_get(nat, "description"));
+    struct cidx_str cta = str_of(doc_map_get(nat, "cta")), sponsor = str_of(doc_map_get(nat, "sponsored_by"));
+    const struct vpick_variant *desc_var = NULL, *cta_var = NULL;
 
+    if (var != NULL) {
+        title = cstr(var->title);
+        if (var->description[0] != '\0') {
+            desc = cstr(var->description);
+            desc_var = var;
+        }
+        if (var->cta[0] != '\0') {
+            cta = cstr(var->cta);
+            cta_var = var;
+        }
+        /* The disclosure travels with the sponsor: every native layout shows sponsored-by. */
+        buf_init(&label, lab, sizeof(lab));
+        buf_put(&label, sponsor.ptr != NULL ? sponsor.ptr : "", sponsor.len);
+        buf_puts(&label, " \xc2\xb7 ");
+        buf_puts(&label, var->ai_label);
+        if (!label.overflow)
+            sponsor = (struct cidx_str){label.base, label.len};
+    }
     buf_init(&tmp, mem, sizeof(mem));
     docw_init(&w, DOC_JSON, b);
     docw_map(&w, 1);
@@ -124,14 +106,14 @@ static void native_adm(struct buf *b, const msgpack_object *nat, const msgpack_o
     docw_key(&w, "ver");
     docw_cstr(&w, "1.2");
     docw_key(&w, "assets");
-    docw_array(&w, desc.len > 0 ? 4 : 3);
+    docw_array(&w, 3 + (desc.len > 0) + (cta.len > 0));
     docw_map(&w, 2);
     docw_key(&w, "id");
     docw_int(&w, 1);
     docw_key(&w, "title");
     docw_map(&w, 1);
     docw_key(&w, "text");
-    json_filled(&w, &tmp, str_of(doc_map_get(nat, "title")), slots, pv);
+    json_text(&w, &tmp, title, slots, sc, var);
     docw_map_end(&w);
     docw_map_end(&w);
     docw_map(&w, 2);
@@ -150,31 +132,16 @@ static void native_adm(struct buf *b, const msgpack_object *nat, const msgpack_o
     docw_int(&w, img != NULL ? int_of(doc_map_get(img, "h")) : 0);
     docw_map_end(&w);
     docw_map_end(&w);
-    docw_map(&w, 2);
-    docw_key(&w, "id");
-    docw_int(&w, 3);
-    docw_key(&w, "data");
-    docw_map(&w, 1);
-    docw_key(&w, "value");
-    json_filled(&w, &tmp, str_of(doc_map_get(nat, "sponsored_by")), slots, pv);
-    docw_map_end(&w);
-    docw_map_end(&w);
-    if (desc.len > 0) {
-        docw_map(&w, 2);
-        docw_key(&w, "id");
-        docw_int(&w, 4);
-        docw_key(&w, "data");
-        docw_map(&w, 1);
-        docw_key(&w, "value");
-        json_filled(&w, &tmp, desc, slots, pv);
-        docw_map_end(&w);
-        docw_map_end(&w);
-    }
+    data_asset(&w, &tmp, 3, sponsor, slots, sc, NULL);
+    if (desc.len > 0)
+        data_asset(&w, &tmp, 4, desc, slots, sc, desc_var);
+    if (cta.len > 0)
+        data_asset(&w, &tmp, 5, cta, slots, sc, cta_var);
     docw_array_end(&w);
     docw_key(&w, "link");
     docw_map(&w, 1);
     docw_key(&w, "url");
-    json_filled(&w, &tmp, str_of(doc_map_get(nat, "click_url")), slots, pv);
+    json_filled(&w, &tmp, str_of(doc_map_get(nat, "click_url")), slots, sc);
     docw_map_end(&w);
     docw_map_end(&w);
     docw_map_end(&w);
@@ -182,7 +149,7 @@ static void native_adm(struct buf *b, const msgpack_object *nat, const msgpack_o
 
 /* Writes the markup of @p fmt ("banner", "native", "video") of @p doc; false when the document has none. */
 static bool write_adm(struct buf *b, const msgpack_object *doc, int32_t mtype, const char *cid,
-                      const struct prof_view *pv)
+                      const struct vpick_slot_ctx *sc, const struct vpick_variant *var)
 {
     const msgpack_object *cr = doc_map_get(doc, "creatives"), *slots, *c;
 
@@ -193,12 +160,12 @@ static bool write_adm(struct buf *b, const msgpack_object *doc, int32_t mtype, c
     case 1:
         if ((c = doc_map_get(cr, "banner")) == NULL || str_of(doc_map_get(c, "html_template")).len == 0)
             return false;
-        fill(b, str_of(doc_map_get(c, "html_template")), slots, pv, true);
+        vpick_fill(b, str_of(doc_map_get(c, "html_template")), slots, sc, true);
         return true;
     case 4:
         if ((c = doc_map_get(cr, "native")) == NULL || c->type != MSGPACK_OBJECT_MAP)
             return false;
-        native_adm(b, c, slots, pv);
+        native_adm(b, c, slots, sc, var);
         return true;
     case 2: {
         struct cidx_str url;
@@ -206,14 +173,13 @@ static bool write_adm(struct buf *b, const msgpack_object *doc, int32_t mtype, c
             memmem(url.ptr, url.len, "]]>", 3) != NULL)
             return false;
         buf_puts(b, "<VAST version=\"4.0\"><Ad id=\"");
-        html_escape(b, cid, strlen(cid));
+        vpick_html_escape(b, cid, strlen(cid));
         buf_puts(b, "\"><Wrapper><AdSystem>adsmith</AdSystem><VASTAdTagURI><![CDATA[");
         buf_put(b, url.ptr, url.len);
         buf_puts(b, "]]></VASTAdTagURI></Wrapper></Ad></VAST>");
         return true;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -246,8 +212,25 @@ static void cstr_n(char *dst, size_t cap, struct cidx_str s)
 int bid_answer(const struct ortb_req *req, const struct bid_result *res, const struct bid_answer_ctx *ctx,
                struct bid_answer *ret)
 {
+    return bid_answer_variants(req, res, ctx, NULL, ret);
+}
+
+int bid_answer_variants(const struct ortb_req *req, const struct bid_result *res, const struct bid_answer_ctx *ctx,
+                        const struct bid_variant_ctx *vctx, struct bid_answer *ret)
+{
+    const struct vpick_set *vset = vctx != NULL && vctx->rng != NULL ? vctx->set : NULL;
     static const char *const fmt[] = {"", "banner", "video", "audio", "native"};
-    uint32_t n = 0;
+    const struct prof_view *pv = res->privacy == 0 ? ctx->profile : NULL;
+    struct cidx_str segs[VPICK_MAX_SEGS];
+    uint32_t n = 0, nsegs = 0;
+
+    /* The user's segments choose among segment variants only when the profile may be used. */
+    if (pv != NULL && vset != NULL) {
+        struct mpr it = pv->segments;
+        struct prof_tag_ref tag;
+        for (uint32_t i = 0; i < pv->nsegments && nsegs < VPICK_MAX_SEGS && prof_view_next_tag(&it, &tag) == 0; i++)
+            segs[nsegs++] = (struct cidx_str){tag.id, tag.id_len};
+    }
 
     memset(&ret->seatbid, 0, sizeof(ret->seatbid));
     memset(&ret->resp, 0, sizeof(ret->resp));
@@ -266,11 +249,20 @@ int bid_answer(const struct ortb_req *req, const struct bid_result *res, const s
         size_t at;
         int len;
 
+        const struct vpick_slot_ctx sc = {pv, p->camp->zone, ctx->now};
+        const struct vpick_variant *var = NULL;
+
         if (ctx->doc(ctx->doc_ctx, p->camp->id, ctx->zone, &doc) != 0)
             continue;
         memset(b, 0, sizeof(*b));
+        ret->variant[n][0] = '\0';
+        if (p->mtype == 4 && vset != NULL) {
+            var =
+                vpick_choose(vset, p->camp->id, segs, nsegs, req->device.language, vctx->rng, vctx->control_pct, NULL);
+            snprintf(ret->variant[n], sizeof(ret->variant[n]), "%s", var != NULL ? var->id : VAR_BASE);
+        }
         at = ctx->mem->len;
-        if (!write_adm(ctx->mem, &doc, p->mtype, p->camp->id, res->privacy == 0 ? ctx->profile : NULL))
+        if (!write_adm(ctx->mem, &doc, p->mtype, p->camp->id, &sc, var))
             continue;
         b->adm = (struct cidx_str){ctx->mem->base + at, ctx->mem->len - at};
         buf_put(ctx->mem, "", 1);
@@ -283,7 +275,10 @@ int bid_answer(const struct ortb_req *req, const struct bid_result *res, const s
         b->impid = imp->id;
         b->price_micros = p->price_micros;
         b->cid = (struct cidx_str){p->camp->id, strlen(p->camp->id)};
-        len = snprintf(t, sizeof(t), "%s/%s", p->camp->id, fmt[p->mtype]);
+        if (var != NULL)
+            len = snprintf(t, sizeof(t), "%s/%s/%s", p->camp->id, fmt[p->mtype], var->id);
+        else
+            len = snprintf(t, sizeof(t), "%s/%s", p->camp->id, fmt[p->mtype]);
         b->crid = keep(ctx->mem, t, (size_t)len);
         b->adomain = p->camp->adomain.v;
         b->nadomain = p->camp->adomain.n;
@@ -298,6 +293,8 @@ int bid_answer(const struct ortb_req *req, const struct bid_result *res, const s
         if (p->deal != NULL)
             b->dealid = p->deal->id;
         b->model = keep(ctx->mem, res->model_version, strlen(res->model_version));
+        if (ret->variant[n][0] != '\0')
+            b->variant = (struct cidx_str){ret->variant[n], strlen(ret->variant[n])};
 
         memset(&nt, 0, sizeof(nt));
         cstr_n(nt.auction, sizeof(nt.auction), req->id);
@@ -307,11 +304,15 @@ int bid_answer(const struct ortb_req *req, const struct bid_result *res, const s
         memcpy(nt.camp_cur, p->camp->currency, 4);
         memcpy(nt.cur, res->cur, 4);
         nt.bid_micros = p->price_micros;
-        if (res->privacy == 0 && ctx->profile != NULL && ctx->profile->id_len <= PROF_ID_MAX)
-            cstr_n(nt.user, sizeof(nt.user), (struct cidx_str){ctx->profile->id, ctx->profile->id_len});
+        if (pv != NULL && pv->id_len <= PROF_ID_MAX)
+            cstr_n(nt.user, sizeof(nt.user), (struct cidx_str){pv->id, pv->id_len});
         snprintf(nt.model, sizeof(nt.model), "%s", res->model_version);
         nt.test = req->test == 1;
         nt.ts = ctx->now;
+        memcpy(nt.variant, ret->variant[n], sizeof(nt.variant));
+        /* UTC, the most common zone, is left out: shorter URLs, and old notices read the same. */
+        if (strcmp(p->camp->time_zone, "UTC") != 0)
+            snprintf(nt.time_zone, sizeof(nt.time_zone), "%s", p->camp->time_zone);
         for (int u = 0; u < 3; u++) {
             nt.kind = kinds[u];
             at = ctx->mem->len;

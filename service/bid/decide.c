@@ -305,14 +305,21 @@ static const struct cur_conv *cur_conv(struct bid_scratch *s, const char *code, 
     return cc;
 }
 
-static double pacing_factor(const struct cidx_brief *c, const struct bid_spend *sp, int64_t now)
+int64_t bid_day_start(const struct tz *zone, int64_t now)
+{
+    int64_t local = now + (zone != NULL ? tz_offset_at(zone, now) : 0);
+
+    return now - ((local % 86400) + 86400) % 86400;
+}
+
+static double pacing_factor(const struct cidx_brief *c, const struct tz *zone, const struct bid_spend *sp, int64_t now)
 {
     double gone, ratio;
 
     if (c->pacing != CIDX_PACING_EVEN || c->daily_budget_micros <= 0)
         return 1.0;
-    /* The share of the UTC day gone, with at least 1/24 so the first hour can spend. */
-    gone = (double)(now % 86400) / 86400.0;
+    /* The share of the campaign's local day gone, with at least 1/24 so the first hour can spend. */
+    gone = (double)(now - bid_day_start(zone, now)) / 86400.0;
     if (gone < 1.0 / 24)
         gone = 1.0 / 24;
     ratio = ((double)sp->day_micros / (double)c->daily_budget_micros) / gone;
@@ -596,7 +603,7 @@ static bool decide_imp(struct bid_scratch *s, const struct ortb_req *req, const 
                 continue;
             if (res->privacy == 0 && b->capped && capped(env->profile, c, env->now))
                 continue;
-            pace = pacing_factor(b, &sp, env->now);
+            pace = pacing_factor(b, c->zone, &sp, env->now);
             if (pace <= 0)
                 continue;
 

@@ -12,12 +12,9 @@
 const char *bid_notice_kind_name(enum bid_notice_kind k)
 {
     switch (k) {
-    case BID_NOTICE_WIN:
-        return "win";
-    case BID_NOTICE_BILL:
-        return "bill";
-    case BID_NOTICE_LOSS:
-        return "loss";
+    case BID_NOTICE_WIN: return "win";
+    case BID_NOTICE_BILL: return "bill";
+    case BID_NOTICE_LOSS: return "loss";
     }
     return "unknown";
 }
@@ -31,17 +28,25 @@ const char *bid_notice_kind_name(enum bid_notice_kind k)
  */
 static size_t canonical(const struct bid_notice *n, char *out, size_t cap)
 {
-    int len = snprintf(out, cap,
-                       "adsmith-notice-1\n%s\n%zu:%s\n%zu:%s\n%zu:%s\n%s\n%s\n%s\n%" PRId64 "\n%zu:%s\n%s\n%d\n%" PRId64,
-                       bid_notice_kind_name(n->kind), strlen(n->auction), n->auction, strlen(n->bid), n->bid,
-                       strlen(n->imp), n->imp, n->campaign, n->camp_cur, n->cur, n->bid_micros, strlen(n->user),
-                       n->user, n->model, n->test, n->ts);
+    int len = snprintf(
+        out, cap, "adsmith-notice-1\n%s\n%zu:%s\n%zu:%s\n%zu:%s\n%s\n%s\n%s\n%" PRId64 "\n%zu:%s\n%s\n%d\n%" PRId64,
+        bid_notice_kind_name(n->kind), strlen(n->auction), n->auction, strlen(n->bid), n->bid, strlen(n->imp), n->imp,
+        n->campaign, n->camp_cur, n->cur, n->bid_micros, strlen(n->user), n->user, n->model, n->test, n->ts);
+    /* The variant joined later: only a notice that carries one signs it, so older URLs verify as they did. */
+    if (len >= 0 && (size_t)len < cap && n->variant[0] != '\0') {
+        int more = snprintf(out + len, cap - (size_t)len, "\nvr:%s", n->variant);
+        len = more < 0 ? len : len + more;
+    }
+    if (len >= 0 && (size_t)len < cap && n->time_zone[0] != '\0') {
+        int more = snprintf(out + len, cap - (size_t)len, "\ntz:%s", n->time_zone);
+        len = more < 0 ? len : len + more;
+    }
     return len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
 }
 
 static void sign_raw(const uint8_t key[BID_KEY_BYTES], const struct bid_notice *n, uint8_t mac[32])
 {
-    char text[4 * ORTB_ID_MAX + PROF_ID_MAX + 256];
+    char text[4 * ORTB_ID_MAX + PROF_ID_MAX + VAR_ID_LEN + CIDX_TZ_MAX + 256];
     size_t len = canonical(n, text, sizeof(text));
     unsigned int maclen = 32;
 
@@ -127,6 +132,10 @@ int bid_notice_url(const uint8_t key[BID_KEY_BYTES], const char *base, const str
     rc |= put_enc(out, "t", n->test ? "1" : "0");
     snprintf(num, sizeof(num), "%" PRId64, n->ts);
     rc |= put_enc(out, "ts", num);
+    if (n->variant[0] != '\0')
+        rc |= put_enc(out, "vr", n->variant);
+    if (n->time_zone[0] != '\0')
+        rc |= put_enc(out, "tz", n->time_zone);
     if (n->kind == BID_NOTICE_LOSS)
         rc |= put(out, "&l=" ORTB_MACRO_AUCTION_LOSS, 3 + strlen(ORTB_MACRO_AUCTION_LOSS));
     else

@@ -4,6 +4,7 @@
  * the request it answers.
  */
 #include <errno.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +48,7 @@ static uint32_t bid_members(const struct ortb_bid *b)
     n += has(b->nurl) + has(b->burl) + has(b->lurl);
     n += (b->nadomain > 0) + (b->ncat > 0) + (b->cattax > 0) + (b->mtype > 0);
     n += (b->w > 0 && b->h > 0) ? 2 : 0;
-    n += has(b->model);
+    n += has(b->model) || has(b->variant);
     return n;
 }
 
@@ -99,12 +100,15 @@ static void write_bid(struct docw *w, const struct ortb_bid *b)
         kv_str(w, "burl", b->burl);
     if (has(b->lurl))
         kv_str(w, "lurl", b->lurl);
-    if (has(b->model)) {
+    if (has(b->model) || has(b->variant)) {
         docw_key(w, "ext");
         docw_map(w, 1);
         docw_key(w, "adsmith");
-        docw_map(w, 1);
-        kv_str(w, "model", b->model);
+        docw_map(w, (uint32_t)(has(b->model) + has(b->variant)));
+        if (has(b->model))
+            kv_str(w, "model", b->model);
+        if (has(b->variant))
+            kv_str(w, "variant", b->variant);
         docw_map_end(w);
         docw_map_end(w);
     }
@@ -260,8 +264,11 @@ static bool convert_floor(const struct ortb_check_ctx *ctx, int64_t micros, stru
     }
     if (ctx->fx == NULL || from.len != 3 || to.len != 3)
         return false;
-    memcpy(f, from.ptr, 3);
-    memcpy(t, to.ptr, 3);
+    /* Currency codes are read case-insensitively, as the bid decision reads them. */
+    for (int i = 0; i < 3; i++) {
+        f[i] = (char)toupper((unsigned char)from.ptr[i]);
+        t[i] = (char)toupper((unsigned char)to.ptr[i]);
+    }
     f[3] = t[3] = '\0';
     if (ctx->fx(ctx->fx_ctx, f, t, &rate) < 0 || !(rate > 0) || !isfinite(rate))
         return false;

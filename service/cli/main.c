@@ -15,6 +15,7 @@ static const struct {
     {"export", cli_export, "write every user profile as JSON Lines to stdout"},
     {"campaigns", cli_campaigns, "check campaign documents offline (campaigns validate FILE...)"},
     {"keys", cli_keys, "create, list and revoke API keys"},
+    {"usage", cli_usage, "a campaign's token and money usage and what it bought"},
     {"train", cli_train, "train the click model on a click log (criteo, avazu, libsvm, csv, ...)"},
     {"eval", cli_eval, "logloss, AUC and calibration of a click model on a click log"},
 };

@@ -1,5 +1,6 @@
 /* `adsmith serve`: load the configuration, open storage, run the server. */
 #include <signal.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -17,6 +18,8 @@
 #include "adsmith/metrics.h"
 #include "adsmith/server.h"
 #include "adsmith/version.h"
+#include "adsmith/variant.h"
+#include "adsmith/vgen.h"
 
 extern char **environ;
 
@@ -33,6 +36,13 @@ static void serve_usage(void)
            "Each option can also come from the environment or the config file\n"
            "(precedence: flag > env > file > default).\n\noptions:\n%s",
            b.base);
+}
+
+#define SERVE_VARIANT_REFRESH_MS 1000 /* click statistics reach the bandit within about this */
+
+static struct store *serve_store(void *arg)
+{
+    return app_store(arg);
 }
 
 static void serve_log_failure(const char *what, int rc, const char *detail)
@@ -134,6 +144,11 @@ int cli_serve(int argc, char **argv)
     app.started_at = (int64_t)time(NULL);
     /* Storage that cannot open now is retried in the background while the
      * daemon serves /healthz and reports unready; data it can never read stops it. */
+    /* libcurl (the chat-completions backends) wants its global set-up once, before any thread uses it. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        serve_log_failure("cannot initialise libcurl", ADS_EINTERNAL, "curl_global_init failed");
+        goto out;
+    }
     if ((rc = app_storage_open(&app)) != 0) {
         if (!atomic_load(&app.refused))
             serve_log_failure("cannot start the storage retry thread", rc, ads_err_message(rc));
@@ -150,6 +165,25 @@ int cli_serve(int argc, char **argv)
     if ((rc = catl_start(&app, cfg.threads, &app.catalog)) != 0) {
         serve_log_failure("cannot start the campaign index thread", rc, ads_err_message(rc));
         goto out;
+    }
+    if ((rc = vpick_cache_new(&app, cfg.threads, SERVE_VARIANT_REFRESH_MS, &app.variants)) != 0) {
+        serve_log_failure("cannot start the variant snapshot thread", rc, ads_err_message(rc));
+        goto out;
+    }
+    {
+        struct vgen_cfg vc = {.endpoints = cfg.gen_endpoints,
+                              .tokenizer = cfg.tokenizer,
+                              .workers = cfg.gen_workers,
+                              .timeout_ms = cfg.gen_timeout_ms,
+                              .retries = cfg.gen_retries,
+                              .max_output_tokens = cfg.gen_max_output_tokens,
+                              .reservation_ttl_s = cfg.token_reservation_ttl_s,
+                              .stream = cfg.gen_stream};
+        if ((rc = vgen_new(&vc, serve_store, &app, app.wq, &app.vgen, &d)) != 0) {
+            serve_log_failure("cannot start variant generation", rc, rc == ADS_ECONFIG ? d.message : ads_err_message(rc));
+            status = rc == ADS_ECONFIG ? 2 : 1;
+            goto out;
+        }
     }
     if ((rc = mdl_start(cfg.model, cfg.threads, &app.model, &d)) != 0) {
         serve_log_failure("cannot load the ranking model", rc, d.message);
@@ -200,9 +234,12 @@ out:
     mdl_stop(app.model);
     catl_stop(app.catalog);
     camp_validator_free(app.campaign_validator);
+    vgen_free(app.vgen); /* before the writer: its workers wait on writes */
+    vpick_cache_free(app.variants);
     app_writer_stop(&app);
     app_storage_close(&app);
     met_free(metrics);
+    curl_global_cleanup();
     cfg_done(&cfg);
     return status;
 }

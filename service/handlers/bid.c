@@ -21,6 +21,7 @@
 #include "adsmith/catalog.h"
 #include "adsmith/config.h"
 #include "adsmith/handlers.h"
+#include "adsmith/ledger.h"
 #include "adsmith/mdl.h"
 #include "adsmith/users.h"
 #include "body.h"
@@ -128,6 +129,7 @@ static bool bid_key(struct http_req *r, MDB_txn *txn, struct store *s, uint8_t k
 /* ---- POST /openrtb2/bid ---- */
 
 struct bid_thread {
+    struct vpick_rng rng; /* Thompson draws and the control arm (variant.h) */
     struct ortb_scratch *ortb;
     struct bid_scratch *bid;
     struct bid_fx fx;
@@ -169,6 +171,7 @@ static struct bid_thread *bid_thread_get(const struct cfg *cfg)
         bid_thread_free(t);
         return NULL;
     }
+    vpick_rng_seed(&t->rng, (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t);
     /* cfg_load() refused a table it cannot parse, so this holds. */
     t->fx_ok = bid_fx_parse(cfg->fx_rates, &t->fx, NULL) == 0;
     bid_tls = t;
@@ -189,7 +192,7 @@ static int bid_spend(void *ctx, const struct cidx_camp *c, int64_t now, struct b
     if (rc != 0)
         return rc;
     ret->total_micros = (int64_t)u.spend_total_micros;
-    ret->day_micros = u.spend_day_start == (uint64_t)(now - now % 86400) ? (int64_t)u.spend_day_micros : 0;
+    ret->day_micros = u.spend_day_start == (uint64_t)bid_day_start(c->zone, now) ? (int64_t)u.spend_day_micros : 0;
     return 0;
 }
 
@@ -290,6 +293,8 @@ void bid_post(struct http_req *r)
                                       BID_MIN_TMAX_MS, BID_CVR_PRIOR, BID_MAX_SCORED};
         const struct cidx *ix = catl_enter(r->app->catalog, r->hw->idx);
         const struct rank_model *m = mdl_enter(r->app->model, r->hw->idx);
+        struct vpick_cache *vc = r->app->variants;
+        const struct vpick_set *vs = vc != NULL ? vpick_enter(vc, r->hw->idx) : NULL;
         struct bid_env env = {ix, m, pvp, bid_spend, &rd, &t->fx, &opts, (int64_t)body_now()};
         cap = 4096 + (size_t)req->nimps * BID_MEM_PER_IMP;
 
@@ -300,7 +305,8 @@ void bid_post(struct http_req *r)
             struct bid_answer_ctx actx = {
                 key, r->app->cfg->notice_url != NULL ? r->app->cfg->notice_url : "", bid_doc, &rd, &zone, pvp, env.now,
                 &mem};
-            rc = bid_answer(req, &t->res, &actx, &t->ans);
+            const struct bid_variant_ctx vctx = {vs, &t->rng, r->app->cfg->variant_control_pct};
+            rc = bid_answer_variants(req, &t->res, &actx, &vctx, &t->ans);
         } else {
             t->ans.resp.nseatbids = 0;
         }
@@ -312,6 +318,8 @@ void bid_post(struct http_req *r)
                 rc = ADS_EINTERNAL;
         }
         msgpack_zone_destroy(&zone);
+        if (vc != NULL)
+            vpick_exit(vc, r->hw->idx);
         mdl_exit(r->app->model, r->hw->idx);
         catl_exit(r->app->catalog, r->hw->idx);
     }
@@ -331,7 +339,10 @@ struct notice_job {
     int64_t price_micros;  /* the clearing price, response currency; -1 for loss */
     int64_t charge_micros; /* the same in the campaign's currency */
     uint64_t now;
+    uint64_t day_start; /* of the campaign's local day that holds now: its daily spend's day */
+    uint32_t half_life; /* interest_half_life_s, for the impression on the user's profile */
     bool duplicate, charged;
+    struct evt imp; /* the impression a charged notice counts on the profile and the variant */
 };
 
 /* The idempotency key of (kind, auction, bid) in the events database: short, fixed length. */
@@ -383,11 +394,36 @@ static int notice_mark(MDB_txn *txn, struct store *s, MDB_val key, uint64_t now,
     return store_err(mdb_put(txn, store_dbi(s, STORE_DB_EVENT_TIMES), &v, &empty, 0));
 }
 
-/* Adds @p micros and one impression to the campaign's SPEND record [1, total, day_start, day, impressions]. */
-static int spend_add(MDB_txn *txn, struct store *s, const char *id, int64_t micros, uint64_t now)
+/*
+ * The zones notices name (signed, so only zones of our own campaigns), loaded
+ * once each; NULL for "" and for a zone the cache cannot hold.
+ */
+static struct ledger_zones *notice_zones;
+static pthread_once_t notice_zones_once = PTHREAD_ONCE_INIT;
+
+static void notice_zones_init(void)
+{
+    if (ledger_zones_new(&notice_zones) != 0)
+        notice_zones = NULL;
+}
+
+static const struct tz *notice_zone(const char *name)
+{
+    const struct tz *z;
+
+    pthread_once(&notice_zones_once, notice_zones_init);
+    if (name[0] == '\0' || notice_zones == NULL || ledger_zones_get(notice_zones, name, &z) != 0)
+        return NULL;
+    return z;
+}
+
+/*
+ * Adds @p micros and one impression to the campaign's SPEND record [1, total,
+ * day_start, day, impressions]; @p day is the start of the campaign's local day.
+ */
+static int spend_add(MDB_txn *txn, struct store *s, const char *id, int64_t micros, uint64_t day)
 {
     struct camps_usage u;
-    uint64_t day = now - now % 86400;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     MDB_val k = {strlen(id), (void *)id}, v;
@@ -420,6 +456,40 @@ static int spend_add(MDB_txn *txn, struct store *s, const char *id, int64_t micr
     return store_err(rc);
 }
 
+/*
+ * The impression a charged notice stands for, in the spend's transaction:
+ * on the user's profile (frequency caps; a profile deleted since the bid is
+ * not created again) and on the served variant's statistics (usr_ingest
+ * does both for a profile; without one the variant's alone).
+ */
+static int notice_impression(MDB_txn *txn, struct store *s, struct notice_job *job)
+{
+    struct usr_ingest_result res;
+    struct evt *e = &job->imp;
+    MDB_val v;
+    int rc;
+
+    memset(e, 0, sizeof(*e));
+    e->type = EVT_IMPRESSION;
+    e->ts = job->now;
+    snprintf(e->campaign, sizeof(e->campaign), "%s", job->n.campaign);
+    snprintf(e->variant, sizeof(e->variant), "%s", job->n.variant);
+    if (job->n.user[0] != '\0') {
+        rc = usr_lookup(txn, s, NULL, job->n.user, strlen(job->n.user), &v);
+        if (rc == 0) {
+            snprintf(e->user, sizeof(e->user), "%s", job->n.user);
+            return usr_ingest(txn, s, e, 1, job->half_life, 0, job->now, &res);
+        }
+        if (rc != ADS_ENOT_FOUND)
+            return rc;
+    }
+    if (job->n.variant[0] == '\0')
+        return 0;
+    rc = var_stats_apply(txn, s, job->n.campaign, job->n.variant, EVT_IMPRESSION, 1);
+    /* A variant deleted since the bid has nothing left to learn. */
+    return rc == ADS_ENOT_FOUND || rc == ADS_EINVAL ? 0 : rc;
+}
+
 static int notice_apply(struct wq_job *wj, MDB_txn *txn, struct store *s)
 {
     struct notice_job *job = (struct notice_job *)wj;
@@ -439,7 +509,9 @@ static int notice_apply(struct wq_job *wj, MDB_txn *txn, struct store *s)
     if (seen)
         return 0;
     job->charged = true;
-    return spend_add(txn, s, job->n.campaign, job->charge_micros, job->now);
+    if ((rc = spend_add(txn, s, job->n.campaign, job->charge_micros, job->day_start)) != 0)
+        return rc;
+    return notice_impression(txn, s, job);
 }
 
 static void notice_finish(struct http_job *hj, struct http_req *r)
@@ -504,6 +576,12 @@ void notice_post(struct http_req *r)
         job->n.ts = strtoll(num, NULL, 10);
     else
         ok = false;
+    /* vr is optional: notices written before variants existed have none. */
+    if (ok && !q_str(r, "vr", job->n.variant, sizeof(job->n.variant)))
+        job->n.variant[0] = '\0';
+    /* tz likewise: without it (or for a zone this server does not know) the budget day is UTC's. */
+    if (ok && !q_str(r, "tz", job->n.time_zone, sizeof(job->n.time_zone)))
+        job->n.time_zone[0] = '\0';
     if (!ok) {
         free(job);
         http_send_error(r, ADS_EBAD_REQUEST, NULL,
@@ -522,6 +600,8 @@ void notice_post(struct http_req *r)
         return;
     }
     job->now = body_now();
+    job->day_start = (uint64_t)bid_day_start(notice_zone(job->n.time_zone), (int64_t)job->now);
+    job->half_life = r->app->cfg->interest_half_life_s;
     /* Applied notices are remembered for event_dedup_s (then swept), so an older one could be a replay the
      * store no longer recognises. With event_dedup_s = 0 nothing is swept and every notice is remembered. */
     if (r->app->cfg->event_dedup_s > 0 && (int64_t)job->now > job->n.ts + (int64_t)r->app->cfg->event_dedup_s) {

@@ -23,6 +23,16 @@ bool body_parse(struct http_req *r, msgpack_zone *zone, msgpack_object *ret_doc)
 /** Answers the error in @p diag (message and pointer) with @p err's status. */
 void body_send_diag(struct http_req *r, int err, const struct ads_diag *diag);
 
+struct camps_rec;
+
+/**
+ * Reads the campaign of the path's {id} that the caller may see, in a read
+ * transaction left open in *@p ret_txn (end it with store_read_end()).
+ * @return true, or false after answering (404 for a campaign of another
+ *   advertiser, as for one that does not exist; 503; 400 for a bad id).
+ */
+bool campaigns_read(struct http_req *r, MDB_txn **ret_txn, struct camps_rec *rec);
+
 /** Unix time now, in seconds. */
 uint64_t body_now(void);
 

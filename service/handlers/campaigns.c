@@ -557,7 +557,7 @@ void campaigns_delete(struct http_req *r)
 }
 
 /* Reads campaign {id} for a GET-like route; false after answering. */
-static bool camps_read(struct http_req *r, MDB_txn **ret_txn, struct camps_rec *rec)
+bool campaigns_read(struct http_req *r, MDB_txn **ret_txn, struct camps_rec *rec)
 {
     char id[CAMP_ID_MAX + 1];
     struct store *s;
@@ -590,7 +590,7 @@ void campaigns_get(struct http_req *r)
     char etag[CAMPS_ETAG_MAX];
     ssize_t i;
 
-    if (!camps_read(r, &txn, &rec))
+    if (!campaigns_read(r, &txn, &rec))
         return;
     camps_etag(&rec, etag);
     i = h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
@@ -784,85 +784,6 @@ void campaigns_list(struct http_req *r)
     docw_map_end(&w);
     if (b.overflow) {
         http_send_error(r, ADS_EINTERNAL, NULL, "the page did not fit the response buffer");
-        return;
-    }
-    http_send_doc(r, 200, fmt, &b);
-}
-
-/* ---- GET /v1/campaigns/{id}/usage ---- */
-
-void campaigns_usage(struct http_req *r)
-{
-    struct camps_rec rec;
-    struct camps_usage u;
-    msgpack_zone zone;
-    msgpack_object doc;
-    enum doc_fmt fmt = http_accept_fmt(r);
-    MDB_txn *txn;
-    struct docw w;
-    struct buf b;
-    const msgpack_object *budget, *pkg, *v;
-    int rc;
-
-    if (!camps_read(r, &txn, &rec))
-        return;
-    rc = camps_usage_get(txn, app_store(r->app), rec.id, &u);
-    msgpack_zone_init(&zone, 4096);
-    if (rc == 0)
-        rc = camps_unpack(&rec, &zone, &doc);
-    store_read_end(txn);
-    if (rc != 0) {
-        msgpack_zone_destroy(&zone);
-        http_send_error(r, rc, NULL, NULL);
-        return;
-    }
-    buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, 65536), 65536); /* a package has up to 100 top-ups */
-    docw_init(&w, fmt, &b);
-    docw_map(&w, 6);
-    docw_key(&w, "id");
-    docw_cstr(&w, rec.id);
-    docw_key(&w, "advertiser");
-    docw_cstr(&w, rec.advertiser);
-    docw_key(&w, "currency");
-    docw_object(&w, (v = doc_map_get(&doc, "currency")) != NULL ? v : &(msgpack_object){.type = MSGPACK_OBJECT_NIL});
-    budget = doc_map_get(&doc, "budget");
-    docw_key(&w, "spend");
-    docw_map(&w, 6);
-    docw_key(&w, "total_micros");
-    docw_uint(&w, u.spend_total_micros);
-    docw_key(&w, "day_start");
-    docw_uint(&w, u.spend_day_start);
-    docw_key(&w, "day_micros");
-    docw_uint(&w, u.spend_day_micros);
-    docw_key(&w, "impressions");
-    docw_uint(&w, u.impressions);
-    docw_key(&w, "budget_total_micros");
-    docw_object(&w, budget != NULL && (v = doc_map_get(budget, "total_micros")) != NULL
-                        ? v
-                        : &(msgpack_object){.type = MSGPACK_OBJECT_NIL});
-    docw_key(&w, "budget_daily_micros");
-    docw_object(&w, budget != NULL && (v = doc_map_get(budget, "daily_micros")) != NULL
-                        ? v
-                        : &(msgpack_object){.type = MSGPACK_OBJECT_NIL});
-    docw_map_end(&w);
-    pkg = doc_map_get(&doc, "token_package");
-    docw_key(&w, "tokens");
-    docw_map(&w, 4);
-    docw_key(&w, "used_total");
-    docw_uint(&w, u.tokens_total);
-    docw_key(&w, "period_start");
-    docw_uint(&w, u.tokens_period_start);
-    docw_key(&w, "used_in_period");
-    docw_uint(&w, u.tokens_period);
-    docw_key(&w, "package");
-    docw_object(&w, pkg != NULL ? pkg : &(msgpack_object){.type = MSGPACK_OBJECT_NIL});
-    docw_map_end(&w);
-    docw_key(&w, "status");
-    docw_cstr(&w, rec.status);
-    docw_map_end(&w);
-    msgpack_zone_destroy(&zone);
-    if (b.overflow) {
-        http_send_error(r, ADS_EINTERNAL, NULL, "the usage did not fit the response buffer");
         return;
     }
     http_send_doc(r, 200, fmt, &b);

@@ -5,6 +5,7 @@
 
 #include "adsmith/handlers.h"
 #include "adsmith/learn.h"
+#include "adsmith/vgen.h"
 #include "adsmith/mdl.h"
 #include "adsmith/store.h"
 #include "adsmith/version.h"
@@ -40,10 +41,25 @@ void ops_readyz(struct http_req *r)
     http_send_json(r, 200, body, sizeof(body) - 1);
 }
 
+/* One campaign's series; ids are 1-64 bytes of a campaign id, escaped as a label value all the same. */
+static void ops_campaign_tokens(void *arg, const char *campaign, const uint64_t tokens[4])
+{
+    static const char *const kinds[4] = {"prompt", "cached", "completion", "reasoning"};
+    struct buf *b = arg;
+
+    for (int k = 0; k < 4; k++) {
+        buf_puts(b, "adsmith_campaign_tokens_total{campaign=\"");
+        for (const char *p = campaign; *p != '\0'; p++)
+            buf_printf(b, *p == '"' || *p == '\\' ? "\\%c" : *p == '\n' ? "\\n" : "%c", *p);
+        buf_printf(b, "\",kind=\"%s\"} %" PRIu64 "\n", kinds[k], tokens[k]);
+    }
+}
+
 void ops_metrics(struct http_req *r)
 {
     struct app *app = r->app;
-    size_t cap = met_render_bound(app->metrics) + 8192;
+    /* The campaign token series: 4 lines of at most ~200 bytes per campaign named (vgen.h). */
+    size_t cap = met_render_bound(app->metrics) + 8192 + (size_t)(VGEN_METER_CAMPAIGNS + 1) * 4 * 200;
     char *mem = h2o_mem_alloc_pool(&r->req->pool, cap);
     struct store *store = app_store(app);
     struct store_stats st = {0};
@@ -99,6 +115,40 @@ void ops_metrics(struct http_req *r)
                    "# HELP adsmith_model_loaded_time_seconds Unix time the current model was published.\n"
                    "# TYPE adsmith_model_loaded_time_seconds gauge\nadsmith_model_loaded_time_seconds %" PRId64 "\n",
                    ms.version, ms.source, ms.loads, ms.failures, ms.loaded_at);
+    }
+    if (app->vgen != NULL) {
+        struct vgen_stats gs;
+        vgen_stats(app->vgen, &gs);
+        buf_printf(&b,
+                   "# HELP adsmith_gen_jobs_total Variant generation jobs finished.\n"
+                   "# TYPE adsmith_gen_jobs_total counter\nadsmith_gen_jobs_total %" PRIu64 "\n"
+                   "# HELP adsmith_gen_jobs_queued Variant generation jobs waiting.\n"
+                   "# TYPE adsmith_gen_jobs_queued gauge\nadsmith_gen_jobs_queued %" PRIu64 "\n"
+                   "# HELP adsmith_gen_calls_total Calls to generator backends (retries included).\n"
+                   "# TYPE adsmith_gen_calls_total counter\nadsmith_gen_calls_total %" PRIu64 "\n"
+                   "# HELP adsmith_gen_failed_total Jobs that stored no variant (backend failure, every variant "
+                   "rejected, token limit).\n# TYPE adsmith_gen_failed_total counter\nadsmith_gen_failed_total %" PRIu64
+                   "\n# HELP adsmith_gen_refused_total Generations refused by a hard token limit (nothing sent).\n"
+                   "# TYPE adsmith_gen_refused_total counter\nadsmith_gen_refused_total %" PRIu64 "\n"
+                   "# HELP adsmith_variants_stored_total Variants stored, by state after the checks.\n"
+                   "# TYPE adsmith_variants_stored_total counter\n"
+                   "adsmith_variants_stored_total{state=\"approved\"} %" PRIu64 "\n"
+                   "adsmith_variants_stored_total{state=\"pending\"} %" PRIu64 "\n"
+                   "adsmith_variants_stored_total{state=\"rejected\"} %" PRIu64 "\n"
+                   "# HELP adsmith_gen_tokens_total Tokens settled by this process, by kind.\n"
+                   "# TYPE adsmith_gen_tokens_total counter\n"
+                   "adsmith_gen_tokens_total{kind=\"prompt\"} %" PRIu64 "\n"
+                   "adsmith_gen_tokens_total{kind=\"cached\"} %" PRIu64 "\n"
+                   "adsmith_gen_tokens_total{kind=\"completion\"} %" PRIu64 "\n"
+                   "adsmith_gen_tokens_total{kind=\"reasoning\"} %" PRIu64 "\n"
+                   "# HELP adsmith_gen_estimated_total Settlements whose usage was counted locally (none reported, "
+                   "or a broken stream).\n# TYPE adsmith_gen_estimated_total counter\nadsmith_gen_estimated_total %" PRIu64
+                   "\n",
+                   gs.jobs, gs.queued, gs.calls, gs.failed, gs.refused, gs.approved, gs.pending, gs.rejected,
+                   gs.tokens[0], gs.tokens[1], gs.tokens[2], gs.tokens[3], gs.estimated);
+        buf_puts(&b, "# HELP adsmith_campaign_tokens_total Tokens settled by this process, by campaign and kind.\n"
+                     "# TYPE adsmith_campaign_tokens_total counter\n");
+        vgen_each_meter(app->vgen, ops_campaign_tokens, &b);
     }
     if (app->learner != NULL) {
         struct lrn_stats ls;

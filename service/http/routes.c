@@ -17,6 +17,12 @@ static const struct http_route http_route_table[] = {
     {"PATCH", "/v1/campaigns/{id}", campaigns_patch, HTTP_CAMPAIGN_WRITE},
     {"DELETE", "/v1/campaigns/{id}", campaigns_delete, HTTP_CAMPAIGN_WRITE},
     {"GET", "/v1/campaigns/{id}/usage", campaigns_usage, HTTP_CAMPAIGN_READ},
+    /* issue 7: AI variants */
+    {"GET", "/v1/campaigns/{id}/variants", campaigns_variants_list, HTTP_CAMPAIGN_READ},
+    {"POST", "/v1/campaigns/{id}/variants:generate", campaigns_variants_generate, HTTP_CAMPAIGN_WRITE},
+    {"POST", "/v1/campaigns/{id}/variants:review", campaigns_variants_review, HTTP_CAMPAIGN_WRITE},
+    {"POST", "/v1/admin/token-prices", ledger_prices_post, HTTP_ADMIN},
+    {"GET", "/v1/admin/token-alerts", ledger_alerts_get, HTTP_ADMIN},
     {"GET", "/v1/admin/index", campaigns_index_stats, HTTP_ADMIN},
     {"POST", "/v1/admin/eligibility", campaigns_eligibility, HTTP_ADMIN},
     {"GET", "/v1/admin/model", model_get, HTTP_ADMIN},
@@ -26,6 +32,8 @@ static const struct http_route http_route_table[] = {
     {"POST", "/openrtb2/bid", bid_post, HTTP_OPEN},
     {"GET", "/v1/notice/{id}", notice_post, HTTP_OPEN},
     {"POST", "/v1/notice/{id}", notice_post, HTTP_OPEN},
+    /* issue 6: scores for platforms that run their own auction; admin keys, as it reads profiles */
+    {"POST", "/v1/score", score_post, HTTP_ADMIN},
 };
 
 #define HTTP_NROUTES (sizeof(http_route_table) / sizeof(http_route_table[0]))

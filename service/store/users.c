@@ -1,4 +1,5 @@
 #include "adsmith/users.h"
+#include "adsmith/variant.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -276,6 +277,13 @@ static int usr_ingest_one(MDB_txn *txn, struct store *s, const struct evt *e, ui
     /* Aliases are unchanged: only the profile record is rewritten. */
     if ((rc = usr_put_record(txn, s, p)) != 0)
         return rc;
+    /* The served variant learns from the event. An id that names no variant of the campaign (deleted, or
+     * never one) teaches nothing and does not fail the batch. */
+    if (e->variant[0] != '\0' && e->campaign[0] != '\0') {
+        rc = var_stats_apply(txn, s, e->campaign, e->variant, (enum evt_type)e->type, 1);
+        if (rc != 0 && rc != ADS_ENOT_FOUND && rc != ADS_EINVAL)
+            return rc;
+    }
     res->accepted++;
     return 0;
 }

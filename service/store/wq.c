@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -37,13 +38,25 @@ static bool wq_is_clean_failure(int rc)
     return rc == ADS_EINVAL || rc == ADS_ECONFLICT || rc == ADS_ENOT_FOUND;
 }
 
-/* Reports each job to its port. A job counts against max_jobs until here, so
- * what waits plus what is being applied never exceeds it. report_lock is held
- * while messages go out: libh2o's send touches the receiving loop's queue after
- * queueing the message, and wq_quiesce() lets a worker wait for that to end
- * before it frees the queue. */
+/* A thread blocked in wq_run(); lives on its stack. A semaphore rather than a
+ * condition variable, so that the writer wakes it without holding a lock the
+ * woken thread would then have to wait for; glibc's sem_post() does not touch
+ * the semaphore once the waiter can have returned (POSIX allows destroying a
+ * semaphore as soon as no thread is blocked on it). */
+struct wq_waiter {
+    sem_t done;
+};
+
+/* Reports each job to its port, or wakes its wq_run() caller. A job counts
+ * against max_jobs until here, so what waits plus what is being applied never
+ * exceeds it. report_lock is held while messages go out: libh2o's send touches
+ * the receiving loop's queue after queueing the message, and wq_quiesce() lets
+ * a worker wait for that to end before it frees the queue. A wq_run() caller
+ * may return (and its job's memory go) as soon as it is woken, so nothing of
+ * the job is touched after that; its slot is given back first. */
 static void wq_report(struct wq *q, struct wq_job *list)
 {
+    struct wq_job *wake = NULL;
     uint32_t n = 0;
 
     pthread_mutex_lock(&q->report_lock);
@@ -52,13 +65,23 @@ static void wq_report(struct wq *q, struct wq_job *list)
         list = job->next;
         n++;
         atomic_fetch_add_explicit(&q->jobs, 1, memory_order_relaxed);
-        h2o_multithread_send_message(&job->port->rx, &job->msg);
+        if (job->waiter != NULL) {
+            job->next = wake;
+            wake = job;
+        } else {
+            h2o_multithread_send_message(&job->port->rx, &job->msg);
+        }
     }
     pthread_mutex_unlock(&q->report_lock);
     if (n > 0) {
         pthread_mutex_lock(&q->lock);
         q->queued -= n;
         pthread_mutex_unlock(&q->lock);
+    }
+    while (wake != NULL) {
+        struct wq_waiter *w = wake->waiter;
+        wake = wake->next;
+        sem_post(&w->done);
     }
 }
 
@@ -230,14 +253,13 @@ void wq_free(struct wq *q)
     free(q);
 }
 
-int wq_submit(struct wq *q, struct wq_port *port, struct wq_job *job)
+/* Queues @p job under q->lock. 0, ADS_EOVERLOADED or ADS_ESHUTTING_DOWN. */
+static int wq_enqueue_locked(struct wq *q, struct wq_port *port, struct wq_waiter *waiter, struct wq_job *job)
 {
-    pthread_mutex_lock(&q->lock);
-    if (q->queued >= q->max_jobs || q->stop) {
-        pthread_mutex_unlock(&q->lock);
+    if (q->queued >= q->max_jobs || q->stop)
         return q->stop ? ADS_ESHUTTING_DOWN : ADS_EOVERLOADED;
-    }
     job->port = port;
+    job->waiter = waiter;
     job->next = NULL;
     job->rc = 0;
     job->msg = (h2o_multithread_message_t){{NULL, NULL}};
@@ -248,9 +270,38 @@ int wq_submit(struct wq *q, struct wq_port *port, struct wq_job *job)
     q->tail = job;
     q->queued++;
     pthread_cond_signal(&q->wake);
+    return 0;
+}
+
+int wq_submit(struct wq *q, struct wq_port *port, struct wq_job *job)
+{
+    int rc;
+
+    pthread_mutex_lock(&q->lock);
+    rc = wq_enqueue_locked(q, port, NULL, job);
     pthread_mutex_unlock(&q->lock);
+    if (rc != 0)
+        return rc;
     port->pending++;
     return 0;
+}
+
+int wq_run(struct wq *q, struct wq_job *job)
+{
+    struct wq_waiter w;
+    int rc;
+
+    sem_init(&w.done, 0, 0);
+    pthread_mutex_lock(&q->lock);
+    rc = wq_enqueue_locked(q, NULL, &w, job);
+    pthread_mutex_unlock(&q->lock);
+    if (rc == 0) {
+        while (sem_wait(&w.done) != 0)
+            ; /* EINTR: a signal handler ran; the job is still ours to wait for */
+        rc = job->rc;
+    }
+    sem_destroy(&w.done);
+    return rc;
 }
 
 void wq_stats(struct wq *q, struct wq_stats *ret)

@@ -17,10 +17,12 @@
 #include <cjson/cJSON.h>
 
 #include "adsmith/bid.h"
+#include "adsmith/camps.h"
 #include "adsmith/doc.h"
 #include "adsmith/ortb.h"
 #include "adsmith/profile.h"
 #include "adsmith/rank.h"
+#include "adsmith/variant.h"
 #include "bidfix.h"
 
 #define T0 BIDFIX_T0 /* 2026-01-01 12:00:00Z: half of the UTC day gone */
@@ -981,6 +983,30 @@ Test(decide, even_pacing_slows_a_campaign_ahead_of_the_day)
     cidx_free(ix);
 }
 
+/* Daily budgets and pacing count in the campaign's own day: at 12:00Z it is 21:00 in Tokyo. */
+Test(decide, the_budget_day_is_the_campaigns_local_day)
+{
+    const char *tokyo[] = {"pacing", "\"even\"", "flight", "{\"start\":0,\"time_zone\":\"Asia/Tokyo\"}", NULL};
+    const char *utc[] = {"pacing", "\"even\"", NULL};
+    struct cidx *ix = one(tokyo), *ux = one(utc);
+    double tokyo_value, utc_value;
+
+    cr_assert_eq(bid_day_start(NULL, T0), T0 - 12 * 3600);
+    cr_assert_eq(bid_day_start(cidx_camp(ix, 0)->zone, T0), T0 - 21 * 3600, "Tokyo's day began at 15:00Z");
+    spend_now = (struct bid_spend){45000000, 45000000};
+    decide(ix, banner("", ""));
+    cr_assert_eq(res.npicks, 1);
+    tokyo_value = (double)res.picks[0].value_micros;
+    decide(ux, banner("", ""));
+    cr_assert_eq(res.npicks, 1);
+    utc_value = (double)res.picks[0].value_micros;
+    /* 90 % spent: 1.03 times ahead of Tokyo's 21 hours, 1.8 times ahead of UTC's 12. */
+    cr_assert_float_eq(tokyo_value, 2500000 * (2 - 0.9 / (21.0 / 24)), 2, "%g", tokyo_value);
+    cr_assert_float_eq(utc_value, 500000, 2, "%g", utc_value);
+    cidx_free(ix);
+    cidx_free(ux);
+}
+
 Test(decide, frequency_caps_apply_with_a_profile)
 {
     struct cidx *ix = one(NULL); /* 2 an hour, 6 a day */
@@ -1105,6 +1131,150 @@ Test(decide, insecure_markup_is_not_sent_to_a_secure_imp)
     cidx_free(ix);
 }
 
+/* ---- variants of the native creative ---- */
+
+/* A store in a temporary directory holding campaign c1 (its slots) and one approved variant; its snapshot. */
+static char var_dir[64];
+static struct store *var_st;
+static char var_id[VAR_ID_LEN + 1];
+
+static struct vpick_set *variant_snapshot(const char *json)
+{
+    struct camps_rec cr = {.rev = 1};
+    static struct var_rec v;
+    struct vpick_set *set;
+    msgpack_zone zone;
+    msgpack_object doc;
+    msgpack_sbuffer sb;
+    MDB_txn *txn;
+
+    snprintf(var_dir, sizeof(var_dir), "/tmp/adsmith-decide-XXXXXX");
+    cr_assert_not_null(mkdtemp(var_dir));
+    cr_assert_eq(store_open(var_dir, 32 << 20, NULL, NULL, &var_st), 0);
+    cr_assert(msgpack_zone_init(&zone, 8192));
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(doc_parse(DOC_JSON, json, strlen(json), &zone, &doc, NULL), 0);
+    cr_assert_eq(camps_pack_doc(&doc, &sb), 0);
+    snprintf(cr.id, sizeof(cr.id), "c1");
+    snprintf(cr.advertiser, sizeof(cr.advertiser), "adv");
+    snprintf(cr.status, sizeof(cr.status), "active");
+    cr.doc = sb.data;
+    cr.doc_len = sb.size;
+    memset(&v, 0, sizeof(v));
+    snprintf(v.campaign, sizeof(v.campaign), "c1");
+    snprintf(v.locale, sizeof(v.locale), "en-US");
+    snprintf(v.title, sizeof(v.title), "Northwind roasts for {{city}}");
+    snprintf(v.cta, sizeof(v.cta), "Taste it");
+    snprintf(v.ai_label, sizeof(v.ai_label), "AI-generated");
+    v.state = VAR_APPROVED;
+    cr_assert_eq(mdb_txn_begin(store_env(var_st), NULL, 0, &txn), 0);
+    cr_assert_eq(camps_put(txn, var_st, &cr, NULL), 0);
+    cr_assert_eq(var_put(txn, var_st, &v, var_id), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_destroy(&zone);
+    cr_assert_eq(store_read_begin(var_st, &txn), 0);
+    cr_assert_eq(vpick_build(txn, var_st, &set), 0);
+    store_read_end(txn);
+    return set;
+}
+
+static void variant_store_free(void)
+{
+    char cmd[128];
+
+    store_free(var_st);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", var_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void answer_v(const struct ortb_req *r, const struct prof_view *pv, const struct vpick_set *set,
+                     uint32_t control_pct, struct bid_answer *ans)
+{
+    static char mem[1 << 18];
+    struct buf b;
+    msgpack_zone zone;
+    struct vpick_rng rng;
+    struct bid_answer_ctx ctx = {test_key, "https://bid.example.com", doc_cb, NULL, &zone, pv, T0, &b};
+    struct bid_variant_ctx vctx = {set, &rng, control_pct};
+
+    vpick_rng_seed(&rng, 9);
+    buf_init(&b, mem, sizeof(mem));
+    cr_assert(msgpack_zone_init(&zone, 8192));
+    cr_assert_eq(bid_answer_variants(r, &res, &ctx, &vctx, ans), 0);
+    msgpack_zone_destroy(&zone);
+}
+
+Test(decide, an_approved_variant_serves_in_a_native_bid_with_its_label)
+{
+    static struct bid_answer ans;
+    struct cidx *ix = one(NULL);
+    struct ortb_check_ctx chk = {{"USD", 3}, {BID_SEAT, sizeof(BID_SEAT) - 1}, bid_fx_rate, &fx};
+    const char *req = "{\"id\":\"r\",\"imp\":[{\"id\":\"1\",\"native\":{}}],\"device\":{\"language\":\"en\"}}";
+    const struct ortb_req *r;
+    struct vpick_set *set;
+    char want[128];
+
+    doc_text = camp_json("c1", NULL);
+    set = variant_snapshot(doc_text);
+    r = decide_pv(ix, req, profile("u1", 0, 0, NULL));
+    cr_assert_eq(res.npicks, 1);
+    cr_assert_eq(res.picks[0].mtype, 4);
+    answer_v(r, profile("u1", 0, 0, NULL), set, 0, &ans);
+    cr_assert_eq(ans.resp.nseatbids, 1);
+    cr_assert_eq(ortb_check_bid(r, &ans.bids[0], &chk, NULL), ORTB_RULE_OK);
+    cr_assert_str_eq(ans.variant[0], var_id);
+    cr_assert(has(ans.bids[0].adm, "\"text\":\"Northwind roasts for Lyon\""), "the variant's title, slot filled");
+    cr_assert(has(ans.bids[0].adm, "\"value\":\"Northwind Coffee \xc2\xb7 AI-generated\""), "the AI label");
+    cr_assert(has(ans.bids[0].adm, "\"value\":\"Taste it\""), "the variant's cta");
+    cr_assert(has(ans.bids[0].adm, "Caramel and hazelnut"), "no description in the variant: the base's");
+    snprintf(want, sizeof(want), "c1/native/%s", var_id);
+    cr_assert_eq(ans.bids[0].crid.len, strlen(want));
+    cr_assert(has(ans.bids[0].crid, want));
+    snprintf(want, sizeof(want), "&vr=%s&", var_id);
+    cr_assert(has(ans.bids[0].nurl, want) && has(ans.bids[0].burl, want) && has(ans.bids[0].lurl, want));
+
+    /* The control arm: the base creative, unlabelled, and "base" in the notices. */
+    answer_v(r, profile("u1", 0, 0, NULL), set, 100, &ans);
+    cr_assert_eq(ans.resp.nseatbids, 1);
+    cr_assert_str_eq(ans.variant[0], VAR_BASE);
+    cr_assert(has(ans.bids[0].adm, "Autumn blend, roasted for Lyon"));
+    cr_assert(!has(ans.bids[0].adm, "AI-generated"));
+    cr_assert(has(ans.bids[0].adm, "\"value\":\"Order now\""), "the base cta");
+    cr_assert(has(ans.bids[0].crid, "c1/native") && ans.bids[0].crid.len == strlen("c1/native"));
+    cr_assert(has(ans.bids[0].nurl, "&vr=base&"));
+
+    /* Without a snapshot: as before variants, and no vr. */
+    answer_v(r, profile("u1", 0, 0, NULL), NULL, 0, &ans);
+    cr_assert_str_eq(ans.variant[0], "");
+    cr_assert(!has(ans.bids[0].nurl, "&vr="));
+    vpick_set_free(set);
+    variant_store_free();
+    free(doc_text);
+    cidx_free(ix);
+}
+
+Test(decide, banner_bids_keep_their_base_creative_with_variants)
+{
+    static struct bid_answer ans;
+    struct cidx *ix = one(NULL);
+    const struct ortb_req *r = decide_pv(ix, banner("", ""), profile("u1", 0, 0, NULL));
+    struct vpick_set *set;
+
+    doc_text = camp_json("c1", NULL);
+    set = variant_snapshot(doc_text);
+    cr_assert_eq(res.npicks, 1);
+    answer_v(r, profile("u1", 0, 0, NULL), set, 0, &ans);
+    cr_assert_eq(ans.resp.nseatbids, 1);
+    cr_assert_str_eq(ans.variant[0], "");
+    cr_assert(has(ans.bids[0].adm, "The autumn blend is in Lyon."));
+    cr_assert(!has(ans.bids[0].nurl, "&vr="));
+    vpick_set_free(set);
+    variant_store_free();
+    free(doc_text);
+    cidx_free(ix);
+}
+
 /* ---- notices ---- */
 
 static struct bid_notice notice(void)
@@ -1166,6 +1336,7 @@ Test(notice, any_altered_parameter_or_signature_is_refused)
     ALTER(m.model[3] = '1');
     ALTER(m.test = 1);
     ALTER(m.ts++);
+    ALTER(snprintf(m.variant, sizeof(m.variant), "base"));
     /* moving a character from one field to the next */
     ALTER((snprintf(m.auction, sizeof(m.auction), "auction-"), snprintf(m.bid, sizeof(m.bid), "1auction-1-0")));
 #undef ALTER
@@ -1205,6 +1376,49 @@ Test(notice, the_url_carries_every_signed_parameter)
     cr_assert(strstr(b.base, "/v1/notice/loss?") != NULL && strstr(b.base, "&l=${AUCTION_LOSS}&sig=") != NULL);
     buf_init(&b, mem, 64);
     cr_assert_eq(bid_notice_url(test_key, "https://bid.example.com", &n, &b), -ENOBUFS);
+}
+
+Test(notice, the_variant_is_signed_and_older_notices_still_verify)
+{
+    struct bid_notice n = notice(), m;
+    char sig[BID_SIG_HEX + 1], old_sig[BID_SIG_HEX + 1], mem[2048];
+    struct buf b;
+
+    /* A notice without a variant signs as it did before the field existed (the URL test pins that text). */
+    bid_notice_sign(test_key, &n, old_sig);
+    snprintf(n.variant, sizeof(n.variant), "0123456789abcdef");
+    bid_notice_sign(test_key, &n, sig);
+    cr_assert(strcmp(sig, old_sig) != 0);
+    cr_assert(bid_notice_verify(test_key, &n, sig, BID_SIG_HEX));
+    m = n;
+    m.variant[0] = '\0';
+    cr_assert(!bid_notice_verify(test_key, &m, sig, BID_SIG_HEX), "the variant cannot be dropped");
+    snprintf(m.variant, sizeof(m.variant), "base");
+    cr_assert(!bid_notice_verify(test_key, &m, sig, BID_SIG_HEX), "nor replaced");
+    buf_init(&b, mem, sizeof(mem));
+    cr_assert_eq(bid_notice_url(test_key, "https://bid.example.com", &n, &b), 0);
+    cr_assert(strstr(b.base, "&ts=1767268800&vr=0123456789abcdef&p=${AUCTION_PRICE}&sig=") != NULL, "%s", b.base);
+}
+
+Test(notice, the_time_zone_is_signed_and_older_notices_still_verify)
+{
+    struct bid_notice n = notice(), m;
+    char sig[BID_SIG_HEX + 1], old_sig[BID_SIG_HEX + 1], mem[2048];
+    struct buf b;
+
+    bid_notice_sign(test_key, &n, old_sig);
+    snprintf(n.time_zone, sizeof(n.time_zone), "Asia/Tokyo");
+    bid_notice_sign(test_key, &n, sig);
+    cr_assert(strcmp(sig, old_sig) != 0);
+    cr_assert(bid_notice_verify(test_key, &n, sig, BID_SIG_HEX));
+    m = n;
+    m.time_zone[0] = '\0';
+    cr_assert(!bid_notice_verify(test_key, &m, sig, BID_SIG_HEX), "the zone cannot be dropped");
+    snprintf(m.time_zone, sizeof(m.time_zone), "UTC");
+    cr_assert(!bid_notice_verify(test_key, &m, sig, BID_SIG_HEX), "nor replaced");
+    buf_init(&b, mem, sizeof(mem));
+    cr_assert_eq(bid_notice_url(test_key, "https://bid.example.com", &n, &b), 0);
+    cr_assert(strstr(b.base, "&tz=Asia%2FTokyo&p=${AUCTION_PRICE}&sig=") != NULL, "%s", b.base);
 }
 
 Test(notice, prices_read_as_micros)

@@ -536,3 +536,16 @@ Test(campaign, schema_has_integers_only)
     cr_expect_null(strstr(camp_schema_json, "\"number\""), "the campaign schema gained a \"number\" type: revisit integer_form");
     cr_expect_not_null(strstr(camp_schema_json, "\"integer\""));
 }
+
+/* A slot may come from the request's context (the time of day), and only from the sources the schema lists. */
+Test(campaign, slot_sources)
+{
+    cJSON *d = example("campaign-demo.json");
+
+    set(d, "/creatives/slots/city/source", "\"context.daypart\"");
+    cr_expect(validate(d, &rules));
+    set(d, "/creatives/slots/city/source", "\"context.weather\"");
+    cr_expect_not(validate(d, &rules));
+    has("/creatives/slots/city/source", "schema:pattern", "");
+    cJSON_Delete(d);
+}

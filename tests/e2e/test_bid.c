@@ -22,6 +22,7 @@
 #include "../bid/bidfix.h"
 #include "adsmith/bid.h"
 #include "adsmith/ortb.h"
+#include "adsmith/variant.h"
 #include "daemon.h"
 
 #define NOTICE_BASE "https://bid.example.com"
@@ -518,6 +519,146 @@ Test(bid, notices_charge_once_and_forgeries_are_refused)
         cJSON_Delete(doc);
     }
     e2e_assert_stopped_clean(&d);
+}
+
+/* ---- variants of the native creative ---- */
+
+/* Stores an approved variant of demo-coffee straight into the stopped daemon's data directory. */
+static void store_variant(char id[VAR_ID_LEN + 1])
+{
+    static struct var_rec v;
+    struct store *st;
+    MDB_txn *txn;
+
+    cr_assert_eq(store_open(d.data_dir, 256u << 20, NULL, NULL, &st), 0);
+    memset(&v, 0, sizeof(v));
+    snprintf(v.campaign, sizeof(v.campaign), "demo-coffee");
+    snprintf(v.locale, sizeof(v.locale), "en-US");
+    snprintf(v.title, sizeof(v.title), "Northwind roasts for {{city}}");
+    snprintf(v.cta, sizeof(v.cta), "Taste it");
+    snprintf(v.ai_label, sizeof(v.ai_label), "AI-generated");
+    snprintf(v.prov.backend, sizeof(v.prov.backend), "builtin");
+    v.state = VAR_APPROVED;
+    cr_assert_eq(mdb_txn_begin(store_env(st), NULL, 0, &txn), 0);
+    cr_assert_eq(var_put(txn, st, &v, id), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    store_free(st);
+}
+
+static struct var_stats variant_stats(const char *id)
+{
+    struct var_stats vs;
+    struct store *st;
+    MDB_txn *txn;
+
+    cr_assert_eq(store_open(d.data_dir, 256u << 20, NULL, NULL, &st), 0);
+    cr_assert_eq(store_read_begin(st, &txn), 0);
+    cr_assert_eq(var_stats_get(txn, st, "demo-coffee", id, &vs), 0);
+    store_read_end(txn);
+    store_free(st);
+    return vs;
+}
+
+/* The lifetime impressions of @p campaign in user @p user's frequency counters (0: none). */
+static int64_t user_impressions(const char *user, const char *campaign)
+{
+    char path[128];
+    const cJSON *f;
+    cJSON *doc;
+    int64_t n = 0;
+
+    snprintf(path, sizeof(path), "/v1/users/%s", user);
+    http("GET", path, NULL, NULL, false, NULL);
+    cr_assert_eq(rsp.status, 200, "%s", rsp.body);
+    doc = cJSON_Parse(rsp.body);
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(doc, "frequency"))
+    {
+        if (strcmp(cJSON_GetObjectItem(f, "campaign")->valuestring, campaign) == 0)
+            n = jint(f, "lifetime");
+    }
+    cJSON_Delete(doc);
+    return n;
+}
+
+Test(bid, a_stored_variant_serves_and_its_win_counts_one_impression, .timeout = 60)
+{
+    static const char *const args[] = {"--notice-key",
+                                       NOTICE_KEY,
+                                       "--notice-url",
+                                       NOTICE_BASE,
+                                       "--fx-rates",
+                                       BIDFIX_FX,
+                                       "--variant-control-pct",
+                                       "0",
+                                       NULL};
+    static const char req[] = "{\"id\":\"nv-%d\",\"imp\":[{\"id\":\"1\",\"native\":{}}],"
+                              "\"device\":{\"language\":\"en\"},\"user\":{\"id\":\"u-var\"}}";
+    char id[VAR_ID_LEN + 1], body[512], path[4096], want[128];
+    const cJSON *b = NULL;
+    cJSON *doc = NULL;
+    char *demo;
+    size_t len;
+    uint64_t t0;
+    int n = 0;
+
+    e2e_assert_started(&d, args);
+    demo = malloc(1 << 16);
+    cr_assert_eq(e2e_file_read(e2e_source("schemas/examples/campaign-demo.json"), demo, 1 << 16, &len), 0);
+    demo[len] = '\0';
+    put_campaign(demo);
+    free(demo);
+    http("PUT", "/v1/users/u-var", "{\"id\":\"u-var\",\"attributes\":{\"city\":\"Lyon\"}}", json_ct, false, NULL);
+    cr_assert(rsp.status == 200 || rsp.status == 201, "%ld %s", rsp.status, rsp.body);
+    e2e_assert_stopped_clean(&d);
+    store_variant(id);
+    d.pid = 0; /* a second run on the same data directory (as test_durability does) */
+    d.reaped = false;
+    e2e_assert_started(&d, args);
+
+    /* The snapshot builder starts with the first bid request; the variant serves once it has built. */
+    t0 = e2e_now_ms();
+    do {
+        int blen = snprintf(body, sizeof(body), req, n++);
+        bid_request(body, (size_t)blen);
+        if (rsp.status == 200 && strstr(rsp.body, "AI-generated") != NULL)
+            break;
+        usleep(50 * 1000);
+    } while (e2e_now_ms() - t0 < 5000);
+    cr_assert_eq(rsp.status, 200, "%s", rsp.body);
+    doc = cJSON_Parse(rsp.body);
+    cr_assert_not_null(doc);
+    b = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "seatbid"), 0), "bid"), 0);
+    cr_assert_not_null(strstr(cJSON_GetObjectItem(b, "adm")->valuestring, "Northwind roasts for Lyon"), "%s", rsp.body);
+    cr_assert_not_null(strstr(cJSON_GetObjectItem(b, "adm")->valuestring, "Northwind Coffee \xc2\xb7 AI-generated"));
+    snprintf(want, sizeof(want), "demo-coffee/native/%s", id);
+    cr_assert_str_eq(cJSON_GetObjectItem(b, "crid")->valuestring, want);
+    snprintf(want, sizeof(want), "&vr=%s&", id);
+    cr_assert_not_null(strstr(cJSON_GetObjectItem(b, "nurl")->valuestring, want));
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "ext"), "adsmith"), "variant")
+                         ->valuestring,
+                     id, "ext.adsmith.variant names the served variant: %s", rsp.body);
+    cr_assert_eq(user_impressions("u-var", "demo-coffee"), 0);
+
+    /* The win: one impression for the variant and on the profile, once however often it is retried. */
+    notice_path(doc, "nurl", "1.00", path, sizeof(path));
+    notice(path);
+    cr_assert_eq(rsp.status, 200, "%s", rsp.body);
+    cr_assert(strstr(rsp.body, "\"recorded\"") != NULL, "%s", rsp.body);
+    notice(path);
+    cr_assert(strstr(rsp.body, "\"duplicate\"") != NULL, "%s", rsp.body);
+    notice_path(doc, "burl", "1.00", path, sizeof(path));
+    notice(path);
+    cr_assert_eq(rsp.status, 200, "%s", rsp.body);
+    cr_assert_eq(user_impressions("u-var", "demo-coffee"), 1, "the win counts on the frequency caps");
+    /* A forged variant is refused like any altered parameter. */
+    notice_path(doc, "nurl", "1.00", path, sizeof(path));
+    replace_param(path, sizeof(path), "vr", "base");
+    notice(path);
+    e2e_assert_error_json(&rsp, 403, "forbidden");
+    cJSON_Delete(doc);
+    e2e_assert_stopped_clean(&d);
+    cr_assert_eq(variant_stats(id).impressions, 1);
+    cr_assert_eq(variant_stats(VAR_BASE).impressions, 0);
 }
 
 /* ---- mutations ---- */

@@ -715,7 +715,9 @@ static void lifecycle(void)
     cr_assert_eq(num(got, "spend/impressions"), 0);
     cr_assert_eq(num(got, "spend/budget_total_micros"), num(doc, "budget/total_micros"));
     cr_assert_eq(num(got, "spend/budget_daily_micros"), num(doc, "budget/daily_micros"));
-    cr_assert_eq(num(got, "tokens/used_total"), 0);
+    cr_assert_eq(num(got, "tokens/settled"), 0);
+    cr_assert_eq(num(got, "tokens/reserved"), 0);
+    cr_assert_eq(num(got, "tokens/allowance"), num(doc, "token_package/grant/tokens"));
     cr_assert(json_same(at(got, "tokens/package"), at(doc, "token_package"), NULL, 0),
               "usage's tokens.package is not the campaign's token_package: %s", rsp.body);
     cJSON_Delete(got);

@@ -4,7 +4,9 @@
  * seconds in closed and in open loop, and check its JSON report (requests
  * sent, no errors, percentiles in order, the open loop never ahead of its
  * schedule). Also: TLS with ALPN h2, a kind the daemon does not serve yet
- * refused with a message, and a missing key refused before the run.
+ * refused with a message, a missing key refused before the run, and bid
+ * traffic against the demo campaign with the simulated exchange and audience
+ * (bids, wins, win notices the daemon charges, clicks posted back).
  * The harness is $ADSMITH_LOAD_BIN (meson sets it), else adsmith-load next
  * to $ADSMITH_BIN.
  */
@@ -313,6 +315,101 @@ Test(load, tls_with_alpn_h2)
     const char *const kinds[] = {"healthz", NULL};
     check_report(j, kinds);
     cJSON_Delete(j);
+    e2e_assert_stopped_clean(&dmn);
+}
+
+/* The item of @p j at the dotted @p path ("business.wins"), or NULL. */
+static const cJSON *at(const cJSON *j, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *x = j;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && x; k = strtok_r(NULL, ".", &save))
+        x = cJSON_GetObjectItemCaseSensitive(x, k);
+    return x;
+}
+
+static double at_num(const cJSON *j, const char *path)
+{
+    const cJSON *x = at(j, path);
+    cr_assert(cJSON_IsNumber(x), "report: %s is not a number", path);
+    return x->valuedouble;
+}
+
+Test(load, bid_traffic_wins_pays_and_clicks_back)
+{
+    const char *extra[] = {"--demo", NULL};
+    e2e_assert_started(&dmn, extra);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", dmn.port);
+    const char *key = e2e_admin_key(&dmn);
+    cr_assert_not_null(key, "%s", dmn.why);
+    setenv("ADSMITH_KEY", key, 1);
+    char json[E2E_PATH_MAX];
+    snprintf(json, sizeof(json), "%s/bid.json", dmn.dir);
+    /* A generous click model (--click-logit -1: CTR near 30 %) so that a short run has clicks to send; an open
+     * loop at a rate the daemon's write path keeps up with, notices and events included. */
+    const char *args[] = {"run", "--url",         url,   "--users",    "2000", "--campaigns", "0",   "--seed",
+                          "8",   "--rate",        "500", "--duration", "2",    "--warmup",    "0.2", "--drain",
+                          "20",  "--connections", "2",   "--streams",  "8",    "--mix",       "bid", "--click-logit",
+                          "-1",  "--json",        json,  "--quiet",    NULL};
+    int st = load(args);
+    cr_assert_eq(st, 0, "adsmith-load run --mix bid exited %d: %s", st, err_text);
+    cJSON *j = report(json);
+    const char *const kinds[] = {"bid", NULL};
+    double requests = check_report(j, kinds);
+    cr_assert_eq(at_num(j, "business.auctions"), requests, "every bid request answered 200 or 204");
+    double bids = at_num(j, "business.bids"), wins = at_num(j, "business.wins");
+    cr_assert_gt(bids, 0, "the demo campaign never bid");
+    cr_assert_gt(wins, 0, "no auction won");
+    cr_assert_leq(wins, bids);
+    cr_assert_eq(at_num(j, "business.unusable_bids"), 0, "bids the harness could not use");
+    cr_assert_eq(at_num(j, "business.feedback_dropped"), 0);
+    cr_assert_gt(at_num(j, "business.spend_micros"), 0);
+    cr_assert_gt(at_num(j, "business.clicks"), 0, "no clicks on %f wins", wins);
+    double auc = at_num(j, "business.oracle_auc");
+    cr_assert(auc >= 0 && auc <= 1, "oracle AUC %f", auc);
+    /* adsmith's pCTR of every won impression, from POST /v1/score of the same context, and its AUC on them. */
+    double scored = at_num(j, "business.impressions_with_pctr");
+    cr_assert_gt(scored, 0, "no won impression got adsmith's pCTR (score_failed %f)",
+                 at_num(j, "business.score_failed"));
+    double mine = at_num(j, "business.adsmith_auc"), same = at_num(j, "business.oracle_auc_same");
+    cr_assert(mine >= 0 && mine <= 1 && same >= 0 && same <= 1, "AUCs %f %f", mine, same);
+    double ws = at_num(j, "kinds.win_score.requests");
+    cr_assert_eq(at_num(j, "kinds.win_score.ok"), ws, "a score request was refused: %s",
+                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "first_error")));
+    /* The win notices and the events went back, and the daemon took them all. */
+    double notices = at_num(j, "kinds.notice.requests"), fb = at_num(j, "kinds.feedback.requests");
+    cr_assert_gt(notices, 0);
+    cr_assert_eq(at_num(j, "kinds.notice.ok"), notices, "a notice was refused: %s",
+                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "first_error")));
+    cr_assert_gt(fb, 0);
+    cr_assert_eq(at_num(j, "kinds.feedback.ok"), fb, "an events batch was refused: %s",
+                 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "first_error")));
+    /* Per-second percentiles in the time series. */
+    const cJSON *sec = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "timeseries"), 0);
+    cr_assert_gt(at_num(sec, "requests"), 0);
+    cr_assert_leq(at_num(sec, "p50_us"), at_num(sec, "p99_us"));
+    cr_assert_leq(at_num(sec, "p99_us"), at_num(sec, "max_us") * 1.04);
+    cJSON_Delete(j);
+
+    /* The daemon's side: the demo campaign was charged, and it counted the notices. */
+    struct e2e_resp *r = calloc(1, sizeof(*r));
+    cr_assert_not_null(r);
+    struct e2e_req q = {.proto = E2E_HTTP1, .path = "/v1/campaigns/demo-coffee/usage"};
+    cr_assert_eq(e2e_http(&dmn, &q, r), 0);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    cJSON *u = cJSON_Parse(r->body);
+    cr_assert_gt(at_num(u, "spend.total_micros"), 0, "the daemon charged nothing: %s", r->body);
+    cr_assert_geq(at_num(u, "spend.impressions"), 1);
+    cJSON_Delete(u);
+    cr_assert_eq(e2e_http_get(&dmn, E2E_HTTP1, "/metrics", r), 0);
+    double seen = 0;
+    cr_assert_eq(e2e_metric(r->body,
+                            "adsmith_http_requests_total{method=\"GET\",route=\"/v1/notice/{id}\",code=\"200\"}",
+                            &seen),
+                 0, "no notice count in /metrics");
+    cr_assert_geq(seen, notices);
+    free(r);
     e2e_assert_stopped_clean(&dmn);
 }
 

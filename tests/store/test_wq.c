@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,4 +193,70 @@ Test(wq, jobs_fail_not_ready_without_storage)
     run_until_done(jobs, 1);
     wq_free(q);
     cr_assert_eq(jobs[0].base.rc, ADS_ENOT_READY);
+}
+
+/* wq_run(): plain threads, each blocking on its own jobs. */
+#define RUN_THREADS 32
+#define RUN_PER_THREAD 20
+
+struct run_arg {
+    struct wq *q;
+    struct put_job *jobs; /* RUN_PER_THREAD of them */
+};
+
+static void *run_thread(void *p)
+{
+    struct run_arg *a = p;
+
+    for (int i = 0; i < RUN_PER_THREAD; i++)
+        a->jobs[i].done = wq_run(a->q, &a->jobs[i].base); /* done holds wq_run's return here */
+    return NULL;
+}
+
+Test(wq, run_blocks_until_durable_and_shares_commits)
+{
+    static struct put_job jobs[RUN_THREADS * RUN_PER_THREAD];
+    struct run_arg args[RUN_THREADS];
+    pthread_t tids[RUN_THREADS];
+    struct wq_stats stats;
+    struct wq *q;
+    int n = RUN_THREADS * RUN_PER_THREAD;
+
+    init_jobs(jobs, n);
+    for (int i = 0; i < n; i++)
+        jobs[i].base.done = NULL; /* wq_run() never calls it */
+    jobs[5].fail = ADS_ECONFLICT;
+    jobs[77].fail = ADS_ESTORAGE; /* fails after writing, once: its group is redone job by job */
+    cr_assert_eq(wq_new(get_store, NULL, NULL, 1000, &q), 0);
+    for (int t = 0; t < RUN_THREADS; t++) {
+        args[t] = (struct run_arg){q, &jobs[t * RUN_PER_THREAD]};
+        cr_assert_eq(pthread_create(&tids[t], NULL, run_thread, &args[t]), 0);
+    }
+    for (int t = 0; t < RUN_THREADS; t++)
+        pthread_join(tids[t], NULL);
+    wq_stats(q, &stats);
+    cr_assert_eq(stats.jobs, (uint64_t)n);
+    cr_assert_lt(stats.commits, (uint64_t)n, "waiting threads share commits (%llu commits for %d jobs)",
+                 (unsigned long long)stats.commits, n);
+    for (int i = 0; i < n; i++) {
+        int want = i == 5 ? ADS_ECONFLICT : 0;
+        cr_assert_eq(jobs[i].done, want, "job %d: wq_run returned %d", i, jobs[i].done);
+        cr_assert_eq(jobs[i].base.rc, want);
+        /* wq_run returned, so the outcome is committed: visible to a new reader before wq_free. */
+        cr_assert_eq(stored(i), want == 0, "job %d", i);
+    }
+    wq_free(q);
+}
+
+Test(wq, run_refuses_when_full)
+{
+    static struct put_job jobs[1];
+    struct wq *q;
+
+    init_jobs(jobs, 1);
+    jobs[0].base.done = NULL;
+    cr_assert_eq(wq_new(get_store, NULL, NULL, 0, &q), 0); /* a queue that takes nothing */
+    cr_assert_eq(wq_run(q, &jobs[0].base), ADS_EOVERLOADED);
+    cr_assert_eq(jobs[0].runs, 0);
+    wq_free(q);
 }
