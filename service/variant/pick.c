@@ -519,13 +519,37 @@ static const char *daypart(const struct tz *zone, int64_t now)
                                      : "night";
 }
 
+#define SOURCE_DAYPART PROF_NATTR           /* context.daypart */
+#define SOURCE_TOP_INTEREST (PROF_NATTR + 1) /* interests.top */
+
+/* The id of the profile's interest of the highest stored weight, or {NULL, 0}. */
+static struct cidx_str top_interest(const struct prof_view *pv)
+{
+    struct cidx_str best = {NULL, 0};
+    struct mpr it = pv->interests;
+    struct prof_tag_ref t;
+    double w = 0;
+
+    for (uint32_t i = 0; i < pv->ninterests && prof_view_next_tag(&it, &t) == 0; i++) {
+        if (t.id_len > 0 && t.weight > w) {
+            w = t.weight;
+            best = (struct cidx_str){t.id, t.id_len};
+        }
+    }
+    return best;
+}
+
 /* The value of a slot whose source is @p src (source_kind()) in this context: its source's value when known and
  * no longer than @p max, else @p fb. */
 static struct cidx_str source_value(int8_t src, int64_t max, struct cidx_str fb, const struct vpick_slot_ctx *ctx)
 {
     const struct prof_view *pv = ctx != NULL ? ctx->profile : NULL;
 
-    if (src == PROF_NATTR && ctx != NULL) {
+    if (src == SOURCE_TOP_INTEREST && pv != NULL) {
+        struct cidx_str v = top_interest(pv);
+        if (v.ptr != NULL && (int64_t)v.len <= max)
+            return v;
+    } else if (src == SOURCE_DAYPART && ctx != NULL) {
         const char *d = daypart(ctx->zone, ctx->now);
         size_t n = strlen(d);
         if ((int64_t)n <= max)
@@ -539,7 +563,7 @@ static struct cidx_str source_value(int8_t src, int64_t max, struct cidx_str fb,
 
 #define LIT(s) s, sizeof(s) - 1
 
-/* enum prof_attr of a slot source "attributes.NAME", PROF_NATTR for "context.daypart", else -1. */
+/* enum prof_attr of a slot source "attributes.NAME", SOURCE_DAYPART, SOURCE_TOP_INTEREST, else -1. */
 static int8_t source_kind(struct cidx_str src)
 {
     static const struct {
@@ -549,7 +573,9 @@ static int8_t source_kind(struct cidx_str src)
                            {LIT("language")}, {LIT("device")}, {LIT("os")}};
 
     if (src.len == sizeof("context.daypart") - 1 && memcmp(src.ptr, LIT("context.daypart")) == 0)
-        return PROF_NATTR;
+        return SOURCE_DAYPART;
+    if (src.len == sizeof("interests.top") - 1 && memcmp(src.ptr, LIT("interests.top")) == 0)
+        return SOURCE_TOP_INTEREST;
     if (src.len > 11 && memcmp(src.ptr, LIT("attributes.")) == 0) {
         for (int k = 0; k < PROF_NATTR; k++)
             if (src.len - 11 == attrs[k].len && memcmp(src.ptr + 11, attrs[k].name, attrs[k].len) == 0)

@@ -267,7 +267,8 @@ Test(vpick, locale_and_segment_choose_the_group)
 static const char slots_json[] =
     "{\"city\":{\"source\":\"attributes.city\",\"max_length\":10,\"fallback\":\"your city\"},"
     "\"dp\":{\"source\":\"context.daypart\",\"max_length\":12,\"fallback\":\"today\"},"
-    "\"os\":{\"source\":\"attributes.os\",\"max_length\":12,\"fallback\":\"\"}}";
+    "\"os\":{\"source\":\"attributes.os\",\"max_length\":12,\"fallback\":\"\"},"
+    "\"likes\":{\"source\":\"interests.top\",\"max_length\":16,\"fallback\":\"coffee\"}}";
 
 static void fill(const char *tmpl, const char *city, int64_t now, bool html, char *out, size_t cap)
 {
@@ -283,6 +284,12 @@ static void fill(const char *tmpl, const char *city, int64_t now, bool html, cha
     snprintf(p.id, sizeof(p.id), "u1");
     if (city != NULL) {
         snprintf(p.attr[PROF_CITY], sizeof(p.attr[PROF_CITY]), "%s", city);
+        /* Two interests; the stronger one fills interests.top. */
+        snprintf(p.interests[0].id, sizeof(p.interests[0].id), "tea");
+        p.interests[0].weight = 1.5;
+        snprintf(p.interests[1].id, sizeof(p.interests[1].id), "espresso");
+        p.interests[1].weight = 4.0;
+        p.ninterests = 2;
         buf_init(&e, enc, sizeof(enc));
         cr_assert_eq(prof_encode(&p, &e), 0);
         cr_assert_eq(prof_view_open(e.base, e.len, &pv), 0);
@@ -312,6 +319,10 @@ Test(vpick, slots_fill_from_profile_and_context)
     cr_assert_str_eq(out, "night");
     fill("in {{city}}", NULL, day, false, out, sizeof(out));
     cr_assert_str_eq(out, "in your city", "no profile: the fallback");
+    fill("for {{likes}} lovers", "Lyon", day, false, out, sizeof(out));
+    cr_assert_str_eq(out, "for espresso lovers", "the strongest interest");
+    fill("for {{likes}} lovers", NULL, day, false, out, sizeof(out));
+    cr_assert_str_eq(out, "for coffee lovers", "no profile: the fallback");
     fill("in {{city}}", "Llanfairpwllgwyngyll", day, false, out, sizeof(out));
     cr_assert_str_eq(out, "in your city", "longer than max_length: the fallback");
     fill("<p>{{city}}</p> {{unclosed", "A&B<>", day, true, out, sizeof(out));
