@@ -144,6 +144,15 @@ struct bid_spend {
  */
 int64_t bid_day_start(const struct tz *zone, int64_t now);
 
+struct rank_req;
+
+/**
+ * Adds the user part of the ranking model's features from profile @p pv at
+ * @p now: its attributes, segments, interests and recency. The bid decision
+ * and POST /v1/score (score.h) use it, so a user scores alike in both.
+ */
+void bid_user_features(struct rank_req *r, const struct prof_view *pv, int64_t now);
+
 /** Reads the spend of @p c at @p now. 0, or negative: the campaign does not bid. */
 typedef int (*bid_spend_fn)(void *ctx, const struct cidx_camp *c, int64_t now, struct bid_spend *ret);
 

@@ -359,7 +359,7 @@ static void add_int(struct rank_req *r, uint32_t f, int64_t v)
     (void)rank_req_add(r, f, t, (size_t)n);
 }
 
-static void user_features(struct rank_req *r, const struct prof_view *pv, int64_t now)
+void bid_user_features(struct rank_req *r, const struct prof_view *pv, int64_t now)
 {
     static const char *const names[PROF_NATTR] = {"country", "region", "city", "language", "device", "os"};
     struct mpr it;
@@ -696,7 +696,7 @@ int bid_decide(struct bid_scratch *s, const struct ortb_req *req, const struct b
     if (ret->privacy == 0 && env->profile != NULL) {
         struct mpr it = env->profile->segments;
         struct prof_tag_ref tag;
-        user_features(&base, env->profile, env->now);
+        bid_user_features(&base, env->profile, env->now);
         while (nsegments < env->profile->nsegments && nsegments < CIDX_Q_MAX_SEGMENTS &&
                prof_view_next_tag(&it, &tag) == 0)
             s->segments[nsegments++] = (struct cidx_str){tag.id, tag.id_len};

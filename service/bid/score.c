@@ -497,31 +497,6 @@ static void add_int(struct rank_req *r, uint32_t f, int64_t v)
     (void)rank_req_add(r, f, t, (size_t)n);
 }
 
-/* The bid path's user features (decide.c), from a profile view. */
-static void user_features(struct rank_req *r, const struct prof_view *pv, int64_t now)
-{
-    static const char *const names[PROF_NATTR] = {"country", "region", "city", "language", "device", "os"};
-    struct mpr it;
-    struct prof_tag_ref tag;
-    char t[PROF_ATTR_MAX + 16];
-
-    for (int a = 0; a < PROF_NATTR; a++) {
-        if (pv->attr[a] == NULL)
-            continue;
-        int n = snprintf(t, sizeof(t), "%s=%.*s", names[a], (int)pv->attr_len[a], pv->attr[a]);
-        if (n > 0 && (size_t)n < sizeof(t))
-            (void)rank_req_add(r, RANK_F_ATTR, t, (size_t)n);
-    }
-    it = pv->segments;
-    for (uint32_t i = 0; i < pv->nsegments && prof_view_next_tag(&it, &tag) == 0; i++)
-        (void)rank_req_add(r, RANK_F_SEGMENT, tag.id, tag.id_len);
-    it = pv->interests;
-    for (uint32_t i = 0; i < pv->ninterests && prof_view_next_tag(&it, &tag) == 0; i++)
-        (void)rank_req_add(r, RANK_F_INTEREST, tag.id, tag.id_len);
-    if (pv->recency[PROF_LAST_SEEN] > 0 && (int64_t)pv->recency[PROF_LAST_SEEN] <= now)
-        (void)rank_req_add_num(r, RANK_F_RECENCY, (double)(now - (int64_t)pv->recency[PROF_LAST_SEEN]));
-}
-
 static void context_features(struct rank_req *r, const struct score_req *q, int64_t now)
 {
     int64_t local = (q->ts > 0 ? q->ts : now) + (int64_t)q->utcoffset * 60;
@@ -791,7 +766,7 @@ int score_run(const struct score_req *q, const struct score_env *env, struct sco
     if (pv != NULL) {
         struct mpr it = pv->segments;
         struct prof_tag_ref tag;
-        user_features(&base, pv, env->now);
+        bid_user_features(&base, pv, env->now);
         while (nsegs < pv->nsegments && nsegs < CIDX_Q_MAX_SEGMENTS && prof_view_next_tag(&it, &tag) == 0)
             segs[nsegs++] = (struct cidx_str){tag.id, tag.id_len};
     }
