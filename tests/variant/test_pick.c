@@ -173,7 +173,8 @@ Test(vpick, the_bandit_converges_to_the_better_variant)
     cr_assert_gt(late[2], late_total * 7 / 10, "the 4 %% variant got %u of the last %u picks (2 %%: %u, 3 %%: %u)",
                  late[2], late_total, late[0], late[1]);
     cr_assert_lt(late[0], late_total / 10, "the 2 %% variant is all but dropped (%u)", late[0]);
-    cr_assert(control > total * 85 / 1000 && control < total * 115 / 1000, "control arm %u of %d", control, total);
+    cr_assert(control > (uint32_t)(total * 85 / 1000) && control < (uint32_t)(total * 115 / 1000), "control arm %u of %d",
+              control, total);
 }
 
 Test(vpick, control_arm_and_base_without_variants)
