@@ -97,7 +97,9 @@ void vgen_free(struct vgen *g);
  * @return 0 with *@p ret_jobs (jobs queued; keys already queued or running
  *   are not counted); ADS_ENOT_FOUND (no such campaign); ADS_EINVAL with
  *   @p ret_diag (no generation brief, a locale or segment it does not
- *   list, a bad count); ADS_EOVERLOADED (queue full); ADS_ENOT_READY.
+ *   list, a bad count); ADS_ETOKEN_LIMIT with @p ret_diag (a hard limit
+ *   whose period has less left than a generation reserves at least);
+ *   ADS_EOVERLOADED (queue full); ADS_ENOT_READY.
  */
 int vgen_request(struct vgen *g, const char *campaign, const char *locale, const char *segment, uint32_t count,
                  uint32_t *ret_jobs, struct ads_diag *ret_diag);

@@ -157,7 +157,7 @@ void campaigns_variants_list(struct http_req *r)
         http_send_error(r, rc, NULL, NULL);
         return;
     }
-    cap = 4096 + (size_t)page.n * 4096;
+    cap = 4096 + (size_t)page.n * 8192; /* a record: ~2.5 KB of text, escaped at most 2 x, and its provenance */
     buf_init(&b, h2o_mem_alloc_pool(&r->req->pool, cap), cap);
     docw_init(&w, fmt, &b);
     docw_map(&w, 4);

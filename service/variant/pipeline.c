@@ -887,6 +887,20 @@ int vgen_request(struct vgen *g, const char *campaign, const char *locale, const
         return rc;
     }
     rc = vgen_camp_read(g, txn, s, campaign, camp, ret_diag);
+    if (rc == 0 && camp->pkg.hard) {
+        /* Said now rather than as a refusal later: under a hard limit a package
+         * that cannot hold even an empty prompt's reservation refuses every job. */
+        struct ledger_usage u;
+        uint64_t least = (uint64_t)g->cfg.max_output_tokens + VGEN_MSG_OVERHEAD;
+        if ((rc = ledger_usage(txn, s, campaign, &camp->pkg, now, &u)) == 0 && u.remaining < least)
+            rc = ads_diag_set(ret_diag, ADS_ETOKEN_LIMIT, "/token_package",
+                              "campaign %s has %llu tokens left in this period (until %lld) and a generation "
+                              "reserves at least %llu: top the package up or wait for the next period",
+                              campaign, (unsigned long long)u.remaining, (long long)u.period_end,
+                              (unsigned long long)least);
+        if (rc != 0)
+            vgen_camp_done(camp);
+    }
     store_read_end(txn);
     if (rc != 0) {
         free(camp);

@@ -291,6 +291,10 @@ Test(variants, a_hard_limit_refuses_before_anything_is_sent)
     list = get_json("/v1/campaigns/camp-h/variants");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(list, "variants")), 0);
     cJSON_Delete(list);
+    /* Asked for explicitly, the same refusal is said at once. */
+    http("POST", "/v1/campaigns/camp-h/variants:generate", NULL);
+    e2e_assert_error_json(&rsp, 409, "token_limit");
+    cr_assert(strstr(rsp.body, "\"/token_package\"") != NULL, "%s", rsp.body);
     e2e_assert_stopped_clean(&d);
 }
 
