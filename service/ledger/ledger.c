@@ -337,7 +337,7 @@ int ledger_reserve(MDB_txn *txn, struct store *s, const char *campaign_id, const
     struct lperiod p;
     struct lkey k;
     struct lval v;
-    bool seen;
+    bool seen = false;
     uint64_t settled;
     int rc;
 
