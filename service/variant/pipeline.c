@@ -20,7 +20,7 @@
 #include "adsmith/variant.h"
 #include "adsmith/wq.h"
 
-#define VGEN_KEYS 4096          /* (campaign, segment, locale) states remembered: queued, running, backing off */
+#define VGEN_KEYS 16384         /* (campaign, segment, locale) states remembered: queued, running, backing off */
 #define VGEN_RESCAN_S 60        /* full scan at least this often, changed or not */
 #define VGEN_BACKOFF_MAX_S 3600 /* unproductive jobs back off doubling up to this */
 #define VGEN_KEY_MAX (CIDX_ID_MAX + 1 + VAR_SEGMENT_MAX + 1 + VAR_LOCALE_MAX + 1)
@@ -202,7 +202,8 @@ static struct vgen_key *vgen_key_find(struct vgen *g, const char *key, size_t le
             return spare != NULL ? spare : k;
         if (k->len == len && memcmp(k->key, key, len) == 0)
             return k;
-        if (spare == NULL && !k->busy && k->until < now - VGEN_BACKOFF_MAX_S)
+        /* A group neither queued nor backing off holds nothing worth keeping: its slot serves another. */
+        if (spare == NULL && !k->busy && k->until <= now)
             spare = k;
     }
     return spare;
