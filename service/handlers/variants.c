@@ -20,16 +20,19 @@
 struct variants_page {
     struct var_rec *recs;
     uint32_t n, cap;
-    int state; /* enum var_state, or -1: every state */
+    int state;                    /* enum var_state, or -1: every state */
+    char visited[VAR_ID_LEN + 1]; /* the last id looked at, kept or not */
 };
 
+/* Keeps the records of the state asked for until the page is full; the rest stops the listing. */
 static int variants_collect(void *ctx, const struct var_rec *rec)
 {
     struct variants_page *p = ctx;
 
-    if (p->state >= 0 && rec->state != (uint8_t)p->state)
-        return 0;
-    if (p->n < p->cap)
+    if (p->n == p->cap)
+        return 1;
+    memcpy(p->visited, rec->id, sizeof(p->visited));
+    if (p->state < 0 || rec->state == (uint8_t)p->state)
         p->recs[p->n++] = *rec;
     return 0;
 }
@@ -115,6 +118,7 @@ void campaigns_variants_list(struct http_req *r)
     char q[64], after[VAR_ID_LEN + 1] = "";
     enum doc_fmt fmt = http_accept_fmt(r);
     uint32_t visited = 0, limit = VARIANTS_PAGE_DEFAULT;
+    bool more;
     struct store *s;
     MDB_txn *txn;
     struct docw w;
@@ -148,6 +152,9 @@ void campaigns_variants_list(struct http_req *r)
     page.recs = h2o_mem_alloc_pool(&r->req->pool, sizeof(*page.recs) * limit);
     stats = h2o_mem_alloc_pool(&r->req->pool, sizeof(*stats) * limit);
     rc = var_list(txn, s, rec.id, after, page.state < 0 ? limit : VAR_LIST_MAX, variants_collect, &page, &visited);
+    more = rc == 1 || visited == (page.state < 0 ? limit : VAR_LIST_MAX);
+    if (rc == 1)
+        rc = 0;
     for (uint32_t i = 0; rc == 0 && i < page.n; i++)
         rc = var_stats_get(txn, s, rec.id, page.recs[i].id, &stats[i]);
     if (rc == 0)
@@ -171,9 +178,9 @@ void campaigns_variants_list(struct http_req *r)
     docw_key(&w, "control");
     variants_stats(&w, &control);
     docw_key(&w, "next_after");
-    /* A full page may have more after it; with a state filter the scan itself says so. */
-    if ((page.state < 0 && page.n == limit) || (page.state >= 0 && (page.n == limit || visited == VAR_LIST_MAX)))
-        docw_cstr(&w, page.n > 0 ? page.recs[page.n - 1].id : after);
+    /* More may follow a full page, or a scan that stopped at its bound: go on after the last id looked at. */
+    if (more)
+        docw_cstr(&w, page.visited);
     else
         docw_nil(&w);
     docw_map_end(&w);

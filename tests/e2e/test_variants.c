@@ -210,6 +210,27 @@ Test(variants, manual_approval_and_review)
         cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(list, "variants"), 0), "id")->valuestring, first);
     cJSON_Delete(list);
 
+    /* Pages of one state: 2 pending are left, one a page, then the end. */
+    {
+        char path[128], after[32] = "";
+        int seen = 0;
+        for (int page = 0; page < 4; page++) {
+            const cJSON *next;
+            snprintf(path, sizeof(path), "/v1/campaigns/camp-m/variants?state=pending&limit=1%s%s",
+                     after[0] != '\0' ? "&after=" : "", after);
+            list = get_json(path);
+            seen += cJSON_GetArraySize(cJSON_GetObjectItem(list, "variants"));
+            next = cJSON_GetObjectItem(list, "next_after");
+            if (!cJSON_IsString(next)) {
+                cJSON_Delete(list);
+                break;
+            }
+            snprintf(after, sizeof(after), "%s", next->valuestring);
+            cJSON_Delete(list);
+        }
+        cr_assert_eq(seen, 2, "paging by state saw %d pending variants", seen);
+    }
+
     /* Bad reviews: a clear error with the pointer of the field. */
     http("POST", "/v1/campaigns/camp-m/variants:review", "{\"variant\":\"0123456789abcdef\",\"state\":\"approved\"}");
     e2e_assert_error_json(&rsp, 404, "not_found");
