@@ -355,7 +355,7 @@ int lconn_submit(struct lconn *c, struct lconn_stream *s, int64_t now_ns)
 {
     const struct lconn_target *t = c->target;
     char clen[24];
-    nghttp2_nv nva[8] = {
+    nghttp2_nv nva[9] = {
         NV(":method", s->req.method), NV(":scheme", t->tls ? "https" : "http"), NV(":authority", t->authority),
         NV(":path", s->req.path),     NV("user-agent", "adsmith-load"),
     };
@@ -367,6 +367,9 @@ int lconn_submit(struct lconn *c, struct lconn_stream *s, int64_t now_ns)
         nva[n++] = (nghttp2_nv)NV("content-type", s->req.content_type);
         snprintf(clen, sizeof(clen), "%zu", s->req.body.len);
         nva[n++] = (nghttp2_nv)NV("content-length", clen);
+        /* MessagePack bodies (--msgpack) still want JSON answers: the bid simulator reads them */
+        if (strcmp(s->req.content_type, "application/msgpack") == 0)
+            nva[n++] = (nghttp2_nv)NV("accept", "application/json");
     }
     s->sent_ns = now_ns;
     int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, s->req.body.len ? &prd : NULL, s);

@@ -7,8 +7,11 @@
  */
 #include "gen.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@ static const char *const kind_names[LGEN_KINDS] = {
     [LGEN_NOTICE] = "notice",
     [LGEN_FEEDBACK] = "feedback",
     [LGEN_WIN_SCORE] = "win_score",
+    [LGEN_LOSS_NOTICE] = "loss_notice",
     [LGEN_POST_EMPTY] = "post_empty",
 };
 
@@ -213,6 +217,140 @@ void lgen_buf_append(struct lgen_buf *b, const void *data, size_t len)
     memcpy(b->p + b->len, data, len);
     b->len += len;
     b->p[b->len] = '\0';
+}
+
+/* ---- MessagePack ---- */
+
+static int mp_write(void *data, const char *buf, size_t len)
+{
+    struct lgen_buf *b = data;
+    lgen_buf_append(b, buf, len);
+    return b->oom ? -1 : 0;
+}
+
+/* Integral numbers (within +-2^53, where a double is exact) become integers, the others float 64. */
+static void mp_value(msgpack_packer *pk, const cJSON *v)
+{
+    if (cJSON_IsObject(v)) {
+        int n = cJSON_GetArraySize(v);
+        msgpack_pack_map(pk, (size_t)n);
+        for (const cJSON *c = v->child; c; c = c->next) {
+            size_t kl = strlen(c->string);
+            msgpack_pack_str(pk, kl);
+            msgpack_pack_str_body(pk, c->string, kl);
+            mp_value(pk, c);
+        }
+    } else if (cJSON_IsArray(v)) {
+        msgpack_pack_array(pk, (size_t)cJSON_GetArraySize(v));
+        for (const cJSON *c = v->child; c; c = c->next)
+            mp_value(pk, c);
+    } else if (cJSON_IsString(v)) {
+        size_t l = strlen(v->valuestring);
+        msgpack_pack_str(pk, l);
+        msgpack_pack_str_body(pk, v->valuestring, l);
+    } else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == floor(d) && fabs(d) <= 9007199254740992.0)
+            msgpack_pack_int64(pk, (int64_t)d);
+        else
+            msgpack_pack_double(pk, d);
+    } else if (cJSON_IsTrue(v)) {
+        msgpack_pack_true(pk);
+    } else if (cJSON_IsFalse(v)) {
+        msgpack_pack_false(pk);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
+int lgen_msgpack_of(const char *json, size_t len, struct lgen_buf *out)
+{
+    cJSON *doc = cJSON_ParseWithLength(json, len);
+    if (!doc)
+        return -EINVAL;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, mp_write);
+    mp_value(&pk, doc);
+    cJSON_Delete(doc);
+    return out->oom ? -ENOMEM : 0;
+}
+
+static cJSON *mp_to_json(const msgpack_object *o, unsigned depth)
+{
+    if (depth > 64)
+        return NULL;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return cJSON_CreateNull();
+    case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return cJSON_CreateNumber((double)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return cJSON_CreateNumber((double)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return cJSON_CreateNumber(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+    case MSGPACK_OBJECT_BIN: {
+        const char *p = o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr;
+        uint32_t n = o->type == MSGPACK_OBJECT_STR ? o->via.str.size : o->via.bin.size;
+        char *tmp = malloc((size_t)n + 1);
+        if (!tmp)
+            return NULL;
+        memcpy(tmp, p, n);
+        tmp[n] = '\0';
+        cJSON *v = cJSON_CreateString(tmp);
+        free(tmp);
+        return v;
+    }
+    case MSGPACK_OBJECT_ARRAY: {
+        cJSON *a = cJSON_CreateArray();
+        for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+            cJSON *v = mp_to_json(&o->via.array.ptr[i], depth + 1);
+            if (!v || !cJSON_AddItemToArray(a, v)) {
+                cJSON_Delete(v);
+                cJSON_Delete(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        cJSON *m = cJSON_CreateObject();
+        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
+                cJSON_Delete(m);
+                return NULL;
+            }
+            char key[256];
+            snprintf(key, sizeof(key), "%.*s", (int)kv->key.via.str.size, kv->key.via.str.ptr);
+            cJSON *v = mp_to_json(&kv->val, depth + 1);
+            if (!v || !cJSON_AddItemToObject(m, key, v)) {
+                cJSON_Delete(v);
+                cJSON_Delete(m);
+                return NULL;
+            }
+        }
+        return m;
+    }
+    default: return NULL;
+    }
+}
+
+cJSON *lgen_parse_answer(const char *p, size_t len)
+{
+    if (!len)
+        return NULL;
+    unsigned char c = (unsigned char)p[0];
+    if ((c & 0xf0) != 0x80 && c != 0xde && c != 0xdf) /* not a MessagePack map: JSON */
+        return cJSON_ParseWithLength(p, len);
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    cJSON *j = NULL;
+    if (!msgpack_zone_init(&zone, 4096))
+        return NULL;
+    if (msgpack_unpack(p, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS)
+        j = mp_to_json(&o, 0);
+    msgpack_zone_destroy(&zone);
+    return j;
 }
 
 /* ---- names ---- */

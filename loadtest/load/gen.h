@@ -38,6 +38,7 @@ enum lgen_kind {
     LGEN_NOTICE,        /* feedback: GET of a won bid's nurl (made by the run from a bid answer, not by lgen_make) */
     LGEN_FEEDBACK,      /* feedback: POST /v1/events of the simulated impressions, clicks and conversions */
     LGEN_WIN_SCORE,     /* feedback: POST /v1/score of a won impression's context and campaign (adsmith's pCTR) */
+    LGEN_LOSS_NOTICE,   /* feedback: GET of a lost bid's lurl, ${AUCTION_LOSS} = 102 (made by the run) */
     LGEN_POST_EMPTY,    /* POST / with a generated bid body: the empty server's baseline (bench-bid.sh) */
     LGEN_KINDS
 };
@@ -161,6 +162,22 @@ int lgen_make(struct lgen *g, enum lgen_kind kind, uint64_t index, int64_t now, 
  */
 int lgen_score_of(const struct lgen_cfg *cfg, const struct lgen_bid_info *bi, unsigned imp, const char *campaign,
                   struct lgen_buf *b);
+
+/**
+ * Appends the MessagePack encoding of the JSON document @p json (@p len
+ * bytes) to @p out: maps, arrays, strings, booleans and nil as such; numbers
+ * with an integral value within +-2^53 as integers, others as float 64.
+ * @return 0, -EINVAL when @p json does not parse, -ENOMEM.
+ */
+int lgen_msgpack_of(const char *json, size_t len, struct lgen_buf *out);
+
+struct cJSON;
+/**
+ * Parses an answer body that is JSON or, when it starts like a MessagePack
+ * map, MessagePack (the bid endpoint answers in the request's format).
+ * @return a cJSON tree the caller frees with cJSON_Delete(), or NULL.
+ */
+struct cJSON *lgen_parse_answer(const char *p, size_t len);
 
 /** Writes the id of user @p index into @p out. */
 void lgen_user_id(const struct lgen_cfg *cfg, uint64_t index, char out[LGEN_ID_MAX]);

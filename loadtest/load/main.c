@@ -4,7 +4,8 @@
  *   adsmith-load run [OPTIONS]           send a mix of requests, closed or open loop
  *   adsmith-load seed [OPTIONS]          create users and campaigns through the public API
  *   adsmith-load compare A.json B.json   print every figure of two reports with B/A
- *   adsmith-load gen KIND [--count N]    print generated bodies (JSON Lines), or one file each with --out DIR
+ *   adsmith-load gen KIND [--count N]    print generated bodies (JSON Lines, or MessagePack with --msgpack), or one
+ * file each with --out DIR
  *
  * Exit status: 0 done; 1 the run or seed failed (a seed request was
  * refused, a connection could not be made, a report could not be written);
@@ -30,7 +31,7 @@ static const char usage_text[] =
     "  adsmith-load run [--url URL] [--mix K=W,...] [--rate R] [--duration S] ...\n"
     "  adsmith-load seed [--url URL] --users N --campaigns M [--seed S]\n"
     "  adsmith-load compare A.json B.json\n"
-    "  adsmith-load gen KIND [--count N] [--out DIR]\n"
+    "  adsmith-load gen KIND [--count N] [--out DIR] [--msgpack]\n"
     "\n"
     "  --url URL          http://HOST:PORT (h2c, prior knowledge) or https://HOST:PORT (TLS, ALPN h2);\n"
     "                     default http://127.0.0.1:8080\n"
@@ -53,6 +54,8 @@ static const char usage_text[] =
     "  --zipf S           Zipf exponent of user and campaign activity (default 1.1)\n"
     "  --campaigns-only   seed: write the campaigns only (the users came in bulk: `gen seed_users` piped to\n"
     "                     `adsmith import users -`; --users still names the data set)\n"
+    "  --msgpack          send bid, events and score bodies (and post_empty, the feedback's events and scores)\n"
+    "                     as application/msgpack; answers stay JSON\n"
     "  --drain S          seconds to wait for answers after the end (default 5)\n"
     "  --no-probe         skip the first request of each kind that checks the server serves it\n"
     "  --no-feedback      bid: simulate the auction and the clicks but send no win notices or events back\n"
@@ -90,6 +93,7 @@ enum {
     OPT_PLOT,
     OPT_QUIET,
     OPT_CAMPAIGNS_ONLY,
+    OPT_MSGPACK,
     OPT_COUNT,
     OPT_OUT,
     OPT_HELP,
@@ -122,6 +126,7 @@ static const struct option options[] = {
     {"plot", required_argument, NULL, OPT_PLOT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"campaigns-only", no_argument, NULL, OPT_CAMPAIGNS_ONLY},
+    {"msgpack", no_argument, NULL, OPT_MSGPACK},
     {"count", required_argument, NULL, OPT_COUNT},
     {"out", required_argument, NULL, OPT_OUT},
     {"help", no_argument, NULL, OPT_HELP},
@@ -134,7 +139,7 @@ struct opts {
     double duration, warmup, rate, drain, zipf, market_cpm, click_logit;
     uint64_t seed, users, campaigns, count;
     unsigned batch;
-    bool warmup_set, no_probe, quiet, no_event_ids, no_feedback, no_score_wins, campaigns_only;
+    bool warmup_set, no_probe, quiet, no_event_ids, no_feedback, no_score_wins, campaigns_only, msgpack;
 };
 
 static int bad(const char *what, const char *value)
@@ -183,7 +188,7 @@ static int parse_mix(const char *spec, unsigned mix[LGEN_KINDS])
         }
         enum lgen_kind k;
         if (lgen_kind_parse(tok, &k) < 0 || k == LGEN_SEED_USER || k == LGEN_SEED_CAMPAIGN || k == LGEN_NOTICE ||
-            k == LGEN_FEEDBACK)
+            k == LGEN_LOSS_NOTICE || k == LGEN_FEEDBACK)
             return -EINVAL;
         mix[k] = (unsigned)w;
     }
@@ -301,6 +306,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case OPT_PLOT: o->plot = optarg; break;
         case OPT_QUIET: o->quiet = true; break;
         case OPT_CAMPAIGNS_ONLY: o->campaigns_only = true; break;
+        case OPT_MSGPACK: o->msgpack = true; break;
         case OPT_COUNT:
             if (parse_u64(optarg, LGEN_USERS_MAX, &o->count) < 0)
                 return bad("--count", optarg);
@@ -340,6 +346,7 @@ static int cmd_load(int argc, char **argv, bool seed_mode)
                 .no_event_ids = o.no_event_ids},
     };
     cfg.feedback = !o.no_feedback;
+    cfg.msgpack = o.msgpack;
     cfg.score_wins = !o.no_score_wins;
     sim_cfg_default(&cfg.sim, o.seed);
     cfg.sim.market_cpm = o.market_cpm;
@@ -441,6 +448,27 @@ static int cmd_gen(int argc, char **argv)
             fprintf(stderr, "adsmith-load: cannot generate %s (campaign kinds need --campaigns > 0)\n", argv[2]);
             status = 1;
             break;
+        }
+        if (o.msgpack && req.body.len) {
+            /* MessagePack: the raw encodings one after another (a MessagePack stream), or one file each */
+            struct lgen_buf mp = {0};
+            if (lgen_msgpack_of(req.body.p, req.body.len, &mp) < 0) {
+                lgen_buf_free(&mp);
+                status = 1;
+                break;
+            }
+            FILE *f = stdout;
+            if (o.out) {
+                char path[1024];
+                snprintf(path, sizeof(path), "%s/%s-%06" PRIu64 ".msgpack", o.out, lgen_kind_name(kind), i);
+                f = fopen(path, "wb");
+            }
+            if (!f || fwrite(mp.p, 1, mp.len, f) != mp.len)
+                status = 1;
+            if (f && f != stdout && fclose(f) != 0)
+                status = 1;
+            lgen_buf_free(&mp);
+            continue;
         }
         const char *body = req.body.len ? req.body.p : "";
         if (!o.out) {

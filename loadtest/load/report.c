@@ -169,9 +169,12 @@ void lrep_text(FILE *f, const struct lrep_info *info, const struct lrun_result *
             text_lat(f, label, &s->lat_sent);
         }
     }
-    if (r->kind[LGEN_NOTICE].requests || r->kind[LGEN_FEEDBACK].requests || r->kind[LGEN_WIN_SCORE].requests)
-        fprintf(f, "  (notice, win_score, feedback: the win notices, scores of won impressions and events sent back; "
-                   "not in \"all\" nor the time series)\n");
+    if (r->kind[LGEN_NOTICE].requests || r->kind[LGEN_LOSS_NOTICE].requests || r->kind[LGEN_FEEDBACK].requests ||
+        r->kind[LGEN_WIN_SCORE].requests)
+        fprintf(f,
+                "  (notice, loss_notice, win_score, feedback: the win and loss notices, scores of won impressions and "
+                "events sent back; "
+                "not in \"all\" nor the time series)\n");
     struct bizfig bf;
     bizfig_compute(r, &bf);
     if (bf.any) {
@@ -305,11 +308,11 @@ int lrep_json(const char *path, const struct lrep_info *info, const struct lrun_
     jstr(f, info->cpus ? info->cpus : "");
     fprintf(f,
             ",\"duration_s\":%.3f,\"warmup_s\":%.3f,\"seed\":%" PRIu64 ",\"users\":%" PRIu64 ",\"campaigns\":%" PRIu64
-            ",\"batch\":%u,\"event_ids\":%s,\"zipf_s\":%.3f,\"feedback\":%s,\"market_cpm\":%.3f,"
+            ",\"batch\":%u,\"event_ids\":%s,\"zipf_s\":%.3f,\"feedback\":%s,\"msgpack\":%s,\"market_cpm\":%.3f,"
             "\"click_logit\":%.3f,\"mix\":{",
             cfg->duration_s, cfg->warmup_s, cfg->gen.seed, cfg->gen.users, cfg->gen.campaigns, cfg->gen.batch,
             cfg->gen.no_event_ids ? "false" : "true", cfg->gen.zipf_s, cfg->feedback ? "true" : "false",
-            cfg->sim.market_cpm, cfg->sim.base_logit);
+            cfg->msgpack ? "true" : "false", cfg->sim.market_cpm, cfg->sim.base_logit);
     const char *sep = "";
     for (unsigned k = 0; k < LGEN_KINDS; k++) {
         if (cfg->mix[k]) {

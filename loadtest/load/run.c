@@ -261,7 +261,7 @@ static bool plain(const char *s)
 
 /* Replaces the OpenRTB macros of @p url into @p out (its path part, from the first '/' after the authority). */
 static bool expand_url(const char *url, const char *auction, const char *bid_id, const char *imp_id, const char *price,
-                       char *out, size_t cap)
+                       const char *loss, char *out, size_t cap)
 {
     const char *p = url;
     const char *scheme = strstr(url, "://");
@@ -292,7 +292,7 @@ static bool expand_url(const char *url, const char *auction, const char *bid_id,
                     case 'i': rep = imp_id; break;
                     case 's': rep = "adsmith"; break;
                     case 'c': rep = "USD"; break;
-                    case 'l': rep = "0"; break;
+                    case 'l': rep = loss; break;
                     default: rep = "1"; break;
                     }
                     skip = ml;
@@ -341,7 +341,7 @@ static void win_scored(struct thr *t, const struct lconn_stream *s, int error)
     if (!error && s->status == 404)
         t->no_score = true;
     if (!error && s->status == 200 && w->record >= 0 && (size_t)w->record < t->res.biz.log.n) {
-        cJSON *j = cJSON_ParseWithLength(s->req.response.p, s->req.response.len);
+        cJSON *j = lgen_parse_answer(s->req.response.p, s->req.response.len);
         const cJSON *sc = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "scores"), 0), "score");
         if (cJSON_IsNumber(sc)) {
@@ -389,15 +389,24 @@ static void one_bid(struct thr *t, const struct lgen_bid_info *bi, const cJSON *
         z->bids++;
         z->bid_cpm_micros += (uint64_t)(price * 1e6 + 0.5);
     }
+    char pricebuf[32], path[LGEN_PATH_MAX];
     if (!a.won) {
         if (measured)
             z->losses++;
+        /* The loss notice: reason 102 (lost to a higher bid), the winning bid as the price. */
+        const char *lurl = jstr_of(bid, "lurl");
+        if (t->cfg->feedback && lurl) {
+            snprintf(pricebuf, sizeof(pricebuf), "%.6f", a.competing);
+            if (expand_url(lurl, bi->auction, bid_id, impid, pricebuf, "102", path, sizeof(path)))
+                fb_push(t, LGEN_LOSS_NOTICE, path, NULL, 0, NULL);
+            else
+                z->feedback_dropped++;
+        }
         return;
     }
-    char pricebuf[32], path[LGEN_PATH_MAX];
     snprintf(pricebuf, sizeof(pricebuf), "%.6f", a.clearing);
     if (t->cfg->feedback) {
-        if (expand_url(nurl, bi->auction, bid_id, impid, pricebuf, path, sizeof(path)))
+        if (expand_url(nurl, bi->auction, bid_id, impid, pricebuf, "0", path, sizeof(path)))
             fb_push(t, LGEN_NOTICE, path, NULL, 0, NULL);
         else
             z->feedback_dropped++;
@@ -474,7 +483,7 @@ static void bid_answered(struct thr *t, const struct lconn_stream *s, bool measu
         return;
     if (measured)
         z->answered_bids++;
-    cJSON *j = s->req.response.len ? cJSON_ParseWithLength(s->req.response.p, s->req.response.len) : NULL;
+    cJSON *j = lgen_parse_answer(s->req.response.p, s->req.response.len);
     const cJSON *seatbid = cJSON_GetObjectItemCaseSensitive(j, "seatbid");
     if (!cJSON_IsArray(seatbid)) {
         if (measured)
@@ -492,7 +501,7 @@ static void bid_answered(struct thr *t, const struct lconn_stream *s, bool measu
 
 static bool is_feedback(enum lgen_kind k)
 {
-    return k == LGEN_NOTICE || k == LGEN_FEEDBACK || k == LGEN_WIN_SCORE;
+    return k == LGEN_NOTICE || k == LGEN_LOSS_NOTICE || k == LGEN_FEEDBACK || k == LGEN_WIN_SCORE;
 }
 
 static void on_done(void *arg, struct lconn_stream *s, int64_t now, int error)
@@ -564,6 +573,32 @@ static enum lgen_kind choose(struct thr *t, uint64_t *ret_index)
     return (enum lgen_kind)k;
 }
 
+/* With --msgpack, re-encodes a JSON body of the kinds that take MessagePack. 0 or negative. */
+static int maybe_msgpack(const struct lrun_cfg *cfg, struct lgen_req *q)
+{
+    switch (q->kind) {
+    case LGEN_BID:
+    case LGEN_EVENTS:
+    case LGEN_SCORE:
+    case LGEN_POST_EMPTY:
+    case LGEN_FEEDBACK:
+    case LGEN_WIN_SCORE: break;
+    default: return 0;
+    }
+    if (!cfg->msgpack || !q->body.len || !q->content_type || strcmp(q->content_type, "application/json") != 0)
+        return 0;
+    struct lgen_buf mp = {0};
+    int rc = lgen_msgpack_of(q->body.p, q->body.len, &mp);
+    if (rc < 0) {
+        lgen_buf_free(&mp);
+        return rc;
+    }
+    lgen_buf_free(&q->body);
+    q->body = mp;
+    q->content_type = "application/msgpack";
+    return 0;
+}
+
 /* 1 sent, 0 no room (or nothing left to send), negative on failure. */
 static int send_one(struct thr *t, struct lconn *c, int64_t intended, int64_t now)
 {
@@ -580,6 +615,8 @@ static int send_one(struct thr *t, struct lconn *c, int64_t intended, int64_t no
         return 0;
     }
     int rc = lgen_make(&t->gen, kind, index, (int64_t)time(NULL), &s->req);
+    if (rc == 0)
+        rc = maybe_msgpack(t->cfg, &s->req);
     if (rc < 0) {
         lconn_unslot(c, s);
         return rc;
@@ -622,7 +659,7 @@ static int send_feedback(struct thr *t, struct lconn *c, int64_t now)
         free(it->win);
         t->fb_head = (t->fb_head + 1) % LRUN_FEEDBACK_MAX;
         t->fb_len--;
-        if (q->body.oom) {
+        if (q->body.oom || maybe_msgpack(t->cfg, q) < 0) {
             lconn_unslot(c, s);
             t->res.biz.feedback_dropped++;
             continue;
@@ -896,6 +933,8 @@ static int probe_one(const struct lrun_cfg *cfg, struct lconn *c, struct lgen *g
     }
     struct lconn_stream *s = lconn_slot(c);
     rc = lgen_make(g, kind, 0, (int64_t)time(NULL), &s->req);
+    if (rc == 0)
+        rc = maybe_msgpack(cfg, &s->req);
     if (rc == 0)
         rc = lconn_submit(c, s, now_ns());
     int64_t deadline = now_ns() + 10 * NS;

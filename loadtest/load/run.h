@@ -60,6 +60,7 @@ struct lrun_cfg {
     bool feedback;
     bool score_wins; /* ask POST /v1/score for adsmith's pCTR of each won impression before its events go back */
     struct sim_cfg sim;
+    bool msgpack; /* bid, events, score (and post_empty, feedback, win_score) bodies as application/msgpack */
 };
 
 /* `all` and the series cover the --mix; the feedback kinds (notice, feedback) are only in kind[]. */

@@ -413,6 +413,124 @@ Test(load, bid_traffic_wins_pays_and_clicks_back)
     e2e_assert_stopped_clean(&dmn);
 }
 
+/* --msgpack: bid, score and events bodies as MessagePack (the bid answers come back in it), and the loss
+ * notices of lost auctions (lurl with ${AUCTION_LOSS} = 102), all taken by the daemon. */
+Test(load, bid_traffic_in_msgpack_with_loss_notices)
+{
+    const char *extra[] = {"--demo", NULL};
+    e2e_assert_started(&dmn, extra);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", dmn.port);
+    const char *key = e2e_admin_key(&dmn);
+    cr_assert_not_null(key, "%s", dmn.why);
+    setenv("ADSMITH_KEY", key, 1);
+    char json[E2E_PATH_MAX];
+    snprintf(json, sizeof(json), "%s/bid-mp.json", dmn.dir);
+    const char *args[] = {"run",
+                          "--url",
+                          url,
+                          "--users",
+                          "2000",
+                          "--campaigns",
+                          "0",
+                          "--rate",
+                          "400",
+                          "--duration",
+                          "1.5",
+                          "--warmup",
+                          "0.2",
+                          "--drain",
+                          "20",
+                          "--connections",
+                          "2",
+                          "--streams",
+                          "8",
+                          "--mix",
+                          "bid=8,score=1,events=1",
+                          "--click-logit",
+                          "-1",
+                          "--msgpack",
+                          "--json",
+                          json,
+                          "--quiet",
+                          NULL};
+    int st = load(args);
+    cr_assert_eq(st, 0, "adsmith-load run --msgpack exited %d: %s", st, err_text);
+    cJSON *j = report(json);
+    const char *const kinds[] = {"bid", "score", "events", NULL};
+    check_report(j, kinds);
+    cr_assert(cJSON_IsTrue(at(j, "config.msgpack")));
+    cr_assert_gt(at_num(j, "business.bids"), 0, "no bid read from the MessagePack answers");
+    cr_assert_eq(at_num(j, "business.unusable_bids"), 0, "MessagePack bids the harness could not use");
+    cr_assert_gt(at_num(j, "business.wins"), 0);
+    cr_assert_gt(at_num(j, "business.losses"), 0, "no auction lost: no loss notices to check");
+    const char *fbk[] = {"notice", "loss_notice", "win_score", "feedback"};
+    for (size_t i = 0; i < sizeof(fbk) / sizeof(fbk[0]); i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "kinds.%s.requests", fbk[i]);
+        double n = at_num(j, path);
+        cr_assert_gt(n, 0, "no %s sent", fbk[i]);
+        snprintf(path, sizeof(path), "kinds.%s.ok", fbk[i]);
+        cr_assert_eq(at_num(j, path), n, "a %s was refused: %s", fbk[i],
+                     cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "first_error")));
+    }
+    cJSON_Delete(j);
+    e2e_assert_stopped_clean(&dmn);
+}
+
+/* adsmith-empty (the baseline of loadtest/bench-bid.sh): a port on stdout, 200 to POST / with bid bodies. */
+Test(load, empty_server_answers_post_empty)
+{
+    char bin[E2E_PATH_MAX];
+    snprintf(bin, sizeof(bin), "%s", load_bin());
+    char *slash = strrchr(bin, '/');
+    snprintf(slash ? slash + 1 : bin, sizeof(bin) - (size_t)(slash ? slash + 1 - bin : 0), "adsmith-empty");
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    char *const argv[] = {bin, "--threads", "2", NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    cr_assert_eq(rc, 0, "cannot run %s: %s", bin, strerror(rc));
+    char line[64] = {0};
+    size_t n = 0;
+    while (n < sizeof(line) - 1 && !strchr(line, '\n')) {
+        ssize_t got = read(fds[0], line + n, sizeof(line) - 1 - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fds[0]);
+    unsigned port = 0;
+    int parsed = sscanf(line, "port %u", &port);
+    if (parsed != 1 || port == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert_fail("adsmith-empty printed '%s'", line);
+    }
+    char eurl[64], json[E2E_PATH_MAX];
+    snprintf(eurl, sizeof(eurl), "http://127.0.0.1:%u", port);
+    snprintf(json, sizeof(json), "%s/empty.json", dmn.dir);
+    const char *args[] = {"run",        "--url",    eurl,  "--users",       "1000", "--campaigns", "10", "--duration",
+                          "0.5",        "--warmup", "0.1", "--connections", "2",    "--streams",   "8",  "--mix",
+                          "post_empty", "--json",   json,  "--quiet",       NULL};
+    int st = load(args);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert_eq(st, 0, "adsmith-load against adsmith-empty exited %d: %s", st, err_text);
+    cJSON *j = report(json);
+    const char *const kinds[] = {"post_empty", NULL};
+    double requests = check_report(j, kinds);
+    cr_assert_gt(requests, 100);
+    cr_assert_gt(at_num(j, "kinds.post_empty.bytes_out"), requests * 300, "bid-sized bodies");
+    cJSON_Delete(j);
+}
+
 Test(load, unserved_kinds_and_missing_keys_are_refused_before_the_run)
 {
     e2e_assert_started(&dmn, NULL);

@@ -2,8 +2,10 @@
  * Tests of adsmith-load's simulator (loadtest/load/sim.c): the AUC against
  * hand-counted and analytic values, the oracle's AUC on the harness's own
  * generated bid traffic against what its probabilities predict, the
- * auction's rules, determinism, and the uplift interval.
+ * auction's rules, determinism, the uplift interval, and the MessagePack
+ * round trip of --msgpack bodies.
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
@@ -258,4 +260,40 @@ Test(sim, log_grows_and_merges)
     sim_log_free(&a);
     sim_log_free(&b);
     cr_assert_null(a.v);
+}
+
+/* --msgpack: every generated body survives JSON -> MessagePack -> (the answer reader) -> the same JSON tree. */
+Test(sim, msgpack_bodies_round_trip)
+{
+    struct lgen_cfg gc = {.seed = 3, .users = 1000, .campaigns = 20, .zipf_s = 1.1, .batch = 20};
+    struct lgen g;
+    struct lgen_req req = {0};
+    struct lgen_buf mp = {0};
+    cr_assert_eq(lgen_init(&g, &gc, 0), 0);
+    const enum lgen_kind kinds[] = {LGEN_BID, LGEN_EVENTS, LGEN_SCORE, LGEN_USERS, LGEN_POST_EMPTY};
+    for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (unsigned i = 0; i < 50; i++) {
+            cr_assert_eq(lgen_make(&g, kinds[k], 0, 1763880000, &req), 0);
+            lgen_buf_reset(&mp);
+            cr_assert_eq(lgen_msgpack_of(req.body.p, req.body.len, &mp), 0);
+            cr_assert_lt(mp.len, req.body.len, "MessagePack is the smaller encoding");
+            unsigned char first = (unsigned char)mp.p[0];
+            cr_assert((first & 0xf0) == 0x80 || first == 0xde, "a map");
+            cJSON *want = cJSON_ParseWithLength(req.body.p, req.body.len);
+            cJSON *got = lgen_parse_answer(mp.p, mp.len);
+            cr_assert_not_null(want);
+            cr_assert_not_null(got, "%s: the MessagePack body does not read back", lgen_kind_name(kinds[k]));
+            cr_assert(cJSON_Compare(want, got, 1), "%s: differs after the round trip", lgen_kind_name(kinds[k]));
+            cJSON_Delete(want);
+            cJSON_Delete(got);
+        }
+    }
+    /* JSON answers pass through; garbage does not parse. */
+    cJSON *j = lgen_parse_answer("{\"a\":1}", 7);
+    cr_assert_not_null(j);
+    cJSON_Delete(j);
+    cr_assert_null(lgen_parse_answer("\x81\xa1", 2), "a truncated map");
+    cr_assert_eq(lgen_msgpack_of("{\"a\":", 5, &mp), -EINVAL);
+    lgen_buf_free(&mp);
+    lgen_buf_free(&req.body);
 }
