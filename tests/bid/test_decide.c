@@ -1297,6 +1297,29 @@ static struct bid_notice notice(void)
     return n;
 }
 
+/*
+ * A known answer: HMAC-SHA256 with test_key over the canonical text of
+ * notice() as notice.c documents it, computed apart from adsmith (Python's
+ * hmac module). The per-thread keyed context must give what the one-shot HMAC
+ * gave, whatever key the thread signed with before.
+ */
+Test(notice, signatures_are_hmac_sha256_of_the_canonical_text)
+{
+    static const uint8_t other_key[BID_KEY_BYTES] = {42};
+    static const char want[] = "959b169296493847ad1118273f0dacd39b1b8bfe42cf37b0e05e565ab710ddf0";
+    struct bid_notice n = notice();
+    char sig[BID_SIG_HEX + 1], other[BID_SIG_HEX + 1];
+
+    bid_notice_sign(test_key, &n, sig);
+    cr_assert_str_eq(sig, want);
+    bid_notice_sign(other_key, &n, other);
+    cr_assert_str_neq(other, want, "another key, another signature");
+    bid_notice_sign(test_key, &n, sig);
+    cr_assert_str_eq(sig, want, "the first key again after another");
+    bid_notice_sign(test_key, &n, sig);
+    cr_assert_str_eq(sig, want, "and again with the same key");
+}
+
 Test(notice, sign_then_verify)
 {
     struct bid_notice n = notice();
