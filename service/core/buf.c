@@ -94,6 +94,16 @@ void buf_json_str(struct buf *b, const char *s, size_t len)
     buf_put(b, "\"", 1);
     while (i < len && !b->overflow) {
         unsigned char c = p[i];
+        size_t run = i;
+
+        /* Printable ASCII other than '"' and '\\' is copied as it stands, a run at a time. */
+        while (run < len && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) {
+            buf_put(b, s + i, run - i);
+            i = run;
+            continue;
+        }
         switch (c) {
         case '"':
             buf_put(b, "\\\"", 2);
