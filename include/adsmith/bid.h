@@ -43,7 +43,7 @@
  *             impression counters below its caps (without a profile caps
  *             cannot be checked and do not restrict);
  *   value     p = the model's calibrated click probability for the request,
- *             the imp (format, size, deal) and the candidate (campaign,
+ *             the imp (format, size, deal, position) and the candidate (campaign,
  *             advertiser, creative "<campaign>/<format>", categories); the
  *             value CPM is, in the campaign's currency:
  *               max_cpm     amount (the model ranks, it does not price);

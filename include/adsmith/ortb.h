@@ -165,6 +165,7 @@ struct ortb_imp {
     struct cidx_str bidfloorcur; /* "USD" when absent */
     int8_t secure;               /* -1 unknown, 0, 1 */
     int8_t instl;                /* -1 unknown, 0, 1 */
+    int32_t pos;                 /* banner.pos, else video.pos (AdCOM placement position); 0 absent or unknown */
 
     bool has_banner;
     /* banner.format[] sizes (w, h in 1..65535), else banner.w/h when both given */
@@ -241,8 +242,9 @@ struct ortb_req {
         struct cidx_str ua, os, osv, language, ip, ipv6, ifa, make, model;
         /* "os osv" (e.g. "iOS 17.1") when both fit in CIDX_OS_MAX, else os: for cidx's os prefix match */
         struct cidx_str os_full;
-        int32_t devicetype; /* AdCOM device type; 0 absent */
-        int8_t lmt, dnt;    /* -1 absent */
+        int32_t devicetype;     /* AdCOM device type; 0 absent */
+        int32_t connectiontype; /* AdCOM connection type; 0 absent or unknown */
+        int8_t lmt, dnt;        /* -1 absent */
         struct ortb_geo geo;
         const msgpack_object *ext;
     } device;

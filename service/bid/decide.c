@@ -396,6 +396,8 @@ static void context_features(struct rank_req *r, const struct ortb_req *req, con
     if (req->device.devicetype > 0)
         add_int(r, RANK_F_DEVICE, req->device.devicetype);
     add_str(r, RANK_F_OS, req->device.os);
+    if (req->device.connectiontype > 0)
+        add_int(r, RANK_F_CONN, req->device.connectiontype);
     add_str(r, RANK_F_COUNTRY, q->country);
     add_str(r, RANK_F_REGION, q->region);
     if (req->device.geo.has_utcoffset)
@@ -403,7 +405,7 @@ static void context_features(struct rank_req *r, const struct ortb_req *req, con
     add_int(r, RANK_F_HOUR, ((local % 86400) + 86400) % 86400 / 3600);
 }
 
-static void imp_features(struct rank_req *r, const struct bid_pick *p)
+static void imp_features(struct rank_req *r, const struct ortb_imp *imp, const struct bid_pick *p)
 {
     static const char *const fmt[] = {"", "banner", "video", "audio", "native"};
     char t[16];
@@ -415,6 +417,8 @@ static void imp_features(struct rank_req *r, const struct bid_pick *p)
     }
     if (p->deal != NULL)
         add_str(r, RANK_F_DEAL, p->deal->id);
+    if (imp->pos > 0)
+        add_int(r, RANK_F_POS, imp->pos);
 }
 
 /* The candidate's features, from the tokens cidx_build() hashed (in the order the model was always given them). */
@@ -507,7 +511,7 @@ struct imp_req {
 };
 
 static const struct rank_req *committed(struct imp_req *cache, uint32_t *n, const struct rank_req *base,
-                                        const struct bid_pick *p)
+                                        const struct ortb_imp *imp, const struct bid_pick *p)
 {
     uint32_t k;
 
@@ -520,7 +524,7 @@ static const struct rank_req *committed(struct imp_req *cache, uint32_t *n, cons
     cache[k].h = p->h;
     cache[k].deal = p->deal;
     cache[k].r = *base;
-    imp_features(&cache[k].r, p);
+    imp_features(&cache[k].r, imp, p);
     rank_req_commit(&cache[k].r);
     return &cache[k].r;
 }
@@ -619,7 +623,7 @@ static bool decide_imp(struct bid_scratch *s, const struct ortb_req *req, const 
                 }
             }
             cand_features(&cand, &feats[ci], p.mtype);
-            p.p = rank_req_score(committed(cache, &ncache, base, &p), &cand);
+            p.p = rank_req_score(committed(cache, &ncache, base, imp, &p), &cand);
 
             value = camp_value(b, p.p, env->opts, cc);
             value = convert_at(cc->known, cc->rate, value, false);

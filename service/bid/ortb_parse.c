@@ -339,8 +339,8 @@ static bool size_of(obj_t w, obj_t h, struct cidx_size *ret)
     return true;
 }
 
-enum { BN_FORMAT, BN_W, BN_H, BN_N };
-static const struct fld banner_f[BN_N] = {FLD("format"), FLD("w"), FLD("h")};
+enum { BN_FORMAT, BN_W, BN_H, BN_POS, BN_N };
+static const struct fld banner_f[BN_N] = {FLD("format"), FLD("w"), FLD("h"), FLD("pos")};
 
 static void read_banner(struct pctx *c, obj_t o, struct ortb_imp *imp)
 {
@@ -349,6 +349,8 @@ static void read_banner(struct pctx *c, obj_t o, struct ortb_imp *imp)
     uint32_t i, n = 0;
 
     slots(o, banner_f, BN_N, f);
+    if (!get_i32(f[BN_POS], &imp->pos) || imp->pos < 0)
+        imp->pos = 0;
     if ((sz = zalloc(c, ORTB_MAX_FORMATS * sizeof(*sz))) == NULL)
         return;
     if (is_array(f[BN_FORMAT])) {
@@ -365,8 +367,8 @@ static void read_banner(struct pctx *c, obj_t o, struct ortb_imp *imp)
     imp->nformats = n;
 }
 
-enum { AV_W, AV_H, AV_MIMES, AV_PROTOCOLS, AV_N };
-static const struct fld av_f[AV_N] = {FLD("w"), FLD("h"), FLD("mimes"), FLD("protocols")};
+enum { AV_W, AV_H, AV_MIMES, AV_PROTOCOLS, AV_POS, AV_N };
+static const struct fld av_f[AV_N] = {FLD("w"), FLD("h"), FLD("mimes"), FLD("protocols"), FLD("pos")};
 
 enum { DL_ID, DL_BIDFLOOR, DL_BIDFLOORCUR, DL_AT, DL_WSEAT, DL_N };
 static const struct fld deal_f[DL_N] = {FLD("id"), FLD("bidfloor"), FLD("bidfloorcur"), FLD("at"), FLD("wseat")};
@@ -475,6 +477,8 @@ static int read_imp(struct pctx *c, obj_t o, uint32_t idx, struct ortb_imp *imp)
         size_of(v[AV_W], v[AV_H], &imp->video_size);
         str_list(c, v[AV_MIMES], ORTB_MAX_MIMES, 255, &imp->video_mimes);
         int_list(c, v[AV_PROTOCOLS], ORTB_MAX_INTS, &imp->video_protocols);
+        if (imp->pos == 0 && (!get_i32(v[AV_POS], &imp->pos) || imp->pos < 0))
+            imp->pos = 0;
     }
     if (is_map(f[IM_AUDIO])) {
         obj_t v[AV_N];
@@ -651,15 +655,17 @@ enum {
     DV_MAKE,
     DV_MODEL,
     DV_DEVICETYPE,
+    DV_CONNECTIONTYPE,
     DV_LMT,
     DV_DNT,
     DV_GEO,
     DV_EXT,
     DV_N
 };
-static const struct fld device_f[DV_N] = {FLD("ua"),         FLD("os"),   FLD("osv"), FLD("language"), FLD("langb"),
-                                          FLD("ip"),         FLD("ipv6"), FLD("ifa"), FLD("make"),     FLD("model"),
-                                          FLD("devicetype"), FLD("lmt"),  FLD("dnt"), FLD("geo"),      FLD("ext")};
+static const struct fld device_f[DV_N] = {FLD("ua"),    FLD("os"),    FLD("osv"),        FLD("language"),
+                                          FLD("langb"), FLD("ip"),    FLD("ipv6"),       FLD("ifa"),
+                                          FLD("make"),  FLD("model"), FLD("devicetype"), FLD("connectiontype"),
+                                          FLD("lmt"),   FLD("dnt"),   FLD("geo"),        FLD("ext")};
 
 static void read_device(struct pctx *c, obj_t o, struct ortb_req *r)
 {
@@ -684,6 +690,8 @@ static void read_device(struct pctx *c, obj_t o, struct ortb_req *r)
     opt_str(f[DV_MODEL], &r->device.model);
     if (!get_i32(f[DV_DEVICETYPE], &r->device.devicetype))
         r->device.devicetype = 0;
+    if (!get_i32(f[DV_CONNECTIONTYPE], &r->device.connectiontype) || r->device.connectiontype < 0)
+        r->device.connectiontype = 0;
     r->device.lmt = get_flag(f[DV_LMT]);
     r->device.dnt = get_flag(f[DV_DNT]);
     read_geo(c, f[DV_GEO], &r->device.geo);

@@ -1305,3 +1305,23 @@ Test(ortb, query_selects_campaigns_in_a_real_index)
             cr_assert_str_eq(cidx_camp(ix, (uint32_t)i)->id, "deal");
     cidx_free(ix);
 }
+
+/* The placement position and connection type reach the ranking model (as in POST /v1/score). */
+Test(ortb, position_and_connection_type)
+{
+    const struct ortb_req *r =
+        parse_ok("{\"id\":\"a\",\"imp\":[{\"id\":\"1\",\"banner\":{\"w\":300,\"h\":250,\"pos\":3}},"
+                 "{\"id\":\"2\",\"video\":{\"w\":640,\"h\":360,\"pos\":7}},"
+                 "{\"id\":\"3\",\"banner\":{\"w\":300,\"h\":250,\"pos\":-2}},{\"id\":\"4\","
+                 "\"native\":{}}],\"device\":{\"connectiontype\":6}}");
+
+    cr_assert_eq(r->imps[0].pos, 3);
+    cr_assert_eq(r->imps[1].pos, 7, "video.pos when there is no banner");
+    cr_assert_eq(r->imps[2].pos, 0, "a negative position is no position");
+    cr_assert_eq(r->imps[3].pos, 0);
+    cr_assert_eq(r->device.connectiontype, 6);
+    r = parse_ok(
+        "{\"id\":\"a\",\"imp\":[{\"id\":\"1\",\"banner\":{\"pos\":\"top\"}}],\"device\":{\"connectiontype\":null}}");
+    cr_assert_eq(r->imps[0].pos, 0, "a position of the wrong type is ignored");
+    cr_assert_eq(r->device.connectiontype, 0);
+}
