@@ -460,8 +460,8 @@ static int vgen_settle_apply(struct wq_job *wj, MDB_txn *txn, struct store *s)
         vgen_cut(rec.prov.model, sizeof(rec.prov.model), j->model);
         snprintf(rec.prov.prompt_version, sizeof(rec.prov.prompt_version), "%d", GEN_PROMPT_VERSION);
         snprintf(rec.prov.request_id, sizeof(rec.prov.request_id), "%s/%u", j->request_id, j->attempt);
-        rec.prov.prompt_tokens = j->use.prompt + j->use.cached;
-        rec.prov.completion_tokens = j->use.completion + j->use.reasoning;
+        rec.prov.prompt_tokens = j->use.prompt; /* as the provider counts: cached and reasoning included */
+        rec.prov.completion_tokens = j->use.completion;
         rec.prov.created_at = (uint64_t)j->now;
         rec.updated_at = (uint64_t)j->now;
         rc = var_put(txn, s, &rec, NULL);
@@ -480,7 +480,10 @@ static int vgen_settle_apply(struct wq_job *wj, MDB_txn *txn, struct store *s)
 
 static void vgen_meter(struct vgen *g, const char *campaign, const struct ledger_use *u)
 {
-    const uint64_t by_kind[4] = {u->prompt, u->cached, u->completion, u->reasoning};
+    /* By kind as the ledger keeps them: uncached prompt, cached prompt, visible completion, reasoning. */
+    uint64_t cached = u->cached < u->prompt ? u->cached : u->prompt;
+    uint64_t reasoning = u->reasoning < u->completion ? u->reasoning : u->completion;
+    const uint64_t by_kind[4] = {u->prompt - cached, cached, u->completion - reasoning, reasoning};
     struct vgen_meter *m = NULL;
 
     pthread_mutex_lock(&g->meter_mu);
@@ -633,10 +636,11 @@ static void vgen_run_job(struct vgen *g, const struct vgen_job *job)
         sj.backend = camp->brief.backend;
         sj.model = model;
         sj.attempt = attempt;
-        sj.use.cached = u.cached < u.prompt ? u.cached : u.prompt;
-        sj.use.prompt = u.prompt - sj.use.cached;
-        sj.use.reasoning = u.reasoning < u.completion ? u.reasoning : u.completion;
-        sj.use.completion = u.completion - sj.use.reasoning;
+        /* The provider's figures as reported: the ledger splits cached from prompt and reasoning from completion. */
+        sj.use.prompt = u.prompt;
+        sj.use.cached = u.cached;
+        sj.use.completion = u.completion;
+        sj.use.reasoning = u.reasoning;
         sj.use.estimated = u.estimated;
         sj.now = vgen_now();
         sj.texts = rc == 0 ? texts : NULL;

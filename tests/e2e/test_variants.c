@@ -334,8 +334,20 @@ Test(variants, an_openai_backend_writes_variants_metered_by_reported_usage)
     cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "provenance"), "backend")->valuestring, "dblok");
     cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "provenance"), "model")->valuestring, "ok");
     cJSON_Delete(list);
-    usage = get_json("/v1/campaigns/camp-o/usage");
-    v = cJSON_GetObjectItem(usage, "tokens");
+    /* Every token the provider reported is charged once, by kind. The double reports, per call, prompt_tokens
+     * 321 of which 128 cached, completion_tokens 87 of which 9 reasoning (tests/gen/openai_double.c). */
+    {
+        double calls;
+        usage = get_json("/v1/campaigns/camp-o/usage");
+        v = cJSON_GetObjectItem(usage, "tokens");
+        calls = num_at(v, "generations", NULL);
+        cr_assert_geq(calls, 1);
+        cr_assert_eq(num_at(v, "settled", NULL), 408 * calls, "%s", rsp.body);
+        cr_assert_eq(num_at(v, "by_kind", "prompt"), 193 * calls, "%s", rsp.body);
+        cr_assert_eq(num_at(v, "by_kind", "cached"), 128 * calls);
+        cr_assert_eq(num_at(v, "by_kind", "completion"), 78 * calls);
+        cr_assert_eq(num_at(v, "by_kind", "reasoning"), 9 * calls);
+    }
     cr_assert_gt(num_at(v, "settled", NULL), 0);
     cr_assert_eq(num_at(v, "estimated", NULL), 0, "the double reports usage: nothing is estimated");
     cr_assert_eq(num_at(v, "reserved", NULL), 0);
