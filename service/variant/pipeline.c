@@ -799,6 +799,14 @@ int vgen_new(const struct vgen_cfg *cfg, struct store *(*get_store)(void *arg), 
     pthread_mutex_init(&g->mu, NULL);
     pthread_mutex_init(&g->meter_mu, NULL);
     pthread_cond_init(&g->wake, NULL);
+    /* A reservation must outlive its call, or the hard limit could be overrun by a call still spending it. */
+    if ((uint64_t)cfg->reservation_ttl_s * 1000 <= (uint64_t)cfg->timeout_ms + 1000) {
+        rc = ads_diag_set(ret_diag, ADS_ECONFIG, "/token_reservation_ttl_s",
+                          "token_reservation_ttl_s (%u s) must be longer than gen_timeout_ms (%u ms) plus a second: "
+                          "a reservation must outlive the call it pays for",
+                          cfg->reservation_ttl_s, cfg->timeout_ms);
+        goto fail;
+    }
     if ((rc = vgen_endpoints_parse(cfg->endpoints, g->endpoints, VGEN_MAX_ENDPOINTS, &nep, ret_diag)) != 0) {
         rc = ADS_ECONFIG;
         goto fail;
