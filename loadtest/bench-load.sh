@@ -23,6 +23,13 @@
 #   7. open loop, the production-like mix (bid, events, user reads, score,
 #      campaign edits) at MIX_RATE requests/s (default 300), with the same
 #      feedback; each kind's latency is reported apart (the bid row is the bid stream)
+#   8. the empty endpoint (issue 8's target: the harness reaches >= 80 % of
+#      h2load's rate against the same empty endpoint on one core while varying
+#      every body): adsmith-empty (libh2o, no application) on core 0, closed
+#      loop, alternating ROUNDS times: adsmith-load --mix post_empty (every body
+#      a different generated bid request) and h2load POSTing one fixed bid body
+#      of the median size (-d FILE), same connections and streams, both on
+#      core 1 with one thread; the medians and their ratio
 # The open loops print latency from the intended send (corrected for
 # coordinated omission) next to latency from the actual send.
 # Each adsmith-load step writes OUT_DIR/<step>.json and .svg. The load
@@ -40,7 +47,7 @@ streams=${STREAMS:-64}
 event_streams=${EVENT_STREAMS:-16}
 batch=${BATCH:-100}
 pct=${PCT:-70}
-users=${USERS:-100000}
+users=${USERS:-20000}
 campaigns=${CAMPAIGNS:-1000}
 command -v h2load >/dev/null || { echo "bench-load: needs h2load: scripts/install-deps.sh bench" >&2; exit 2; }
 [ -x "$load" ] || { echo "bench-load: build first: meson setup $build && meson compile -C $build" >&2; exit 2; }
@@ -48,7 +55,12 @@ command -v h2load >/dev/null || { echo "bench-load: needs h2load: scripts/instal
 mkdir -p "$out"
 work=$(mktemp -d /tmp/adsmith-bench-load.XXXXXX)
 port=$((20000 + RANDOM % 20000))
-cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
+  [ -n "${epid:-}" ] && kill "$epid" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 ADSMITH_KEY=$("$bin" keys create --data-dir "$work/data" --role admin --name bench-load 2>/dev/null)
@@ -120,4 +132,35 @@ mix_rate=${MIX_RATE:-300}
 echo "== open loop, $mix at $mix_rate/s with the simulator and feedback; load $(loadavg)"
 taskset -c 1 "$load" run "${common[@]}" --connections "$conns" --streams 16 --duration "$duration" --drain 30 \
   --rate "$mix_rate" --market-cpm "${MARKET_CPM:-20}" --mix "$mix" --json "$out/mix-open.json" --plot "$out/mix-open.svg" | sed -n '3,$p'
+kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=
+
+# The empty endpoint: the harness (every body different) against h2load (one fixed body).
+edur=${EMPTY_DURATION:-5}
+"$load" gen bid --count 200 --users "$users" --campaigns "$campaigns" > "$work/bids.jsonl"
+python3 - "$work/bids.jsonl" "$work/body.json" <<'PY'
+import sys
+lines = [l.rstrip("\n") for l in open(sys.argv[1]) if l.strip()]
+lines.sort(key=len)
+open(sys.argv[2], "w").write(lines[len(lines) // 2])
+PY
+taskset -c 0 "$build/adsmith-empty" --threads 1 > "$work/empty.out" &
+epid=$!
+for _ in $(seq 50); do grep -q '^port' "$work/empty.out" 2>/dev/null && break; sleep 0.1; done
+eurl="http://127.0.0.1:$(sed -n 's/^port //p' "$work/empty.out")"
+as=() hs=() qs=()
+for r in $(seq "${ROUNDS:-3}"); do
+  echo "== closed loop, empty endpoint, round $r ($(wc -c < "$work/body.json")-byte h2load body); load $(loadavg)"
+  taskset -c 1 "$load" run --url "$eurl" --cpus 1 --users "$users" --campaigns "$campaigns" --connections "$conns" \
+    --streams "$streams" --duration "$edur" --mix post_empty --json "$out/empty-closed-$r.json" | sed -n '3p;6p'
+  a=$(rps_json "$out/empty-closed-$r.json")
+  h=$(taskset -c 1 h2load -D "$edur" --warm-up-time 1 -c "$conns" -m "$streams" -d "$work/body.json" \
+    -H 'content-type: application/json' "$eurl/" | tee "$out/h2load-empty-$r.txt" | rps_h2load)
+  grep -E 'time for request' "$out/h2load-empty-$r.txt"
+  q=$(python3 -c "print(f'{$a / $h:.3f}')")
+  echo "round $r: adsmith-load $a req/s, h2load $h req/s, ratio $q"
+  as+=("$a"); hs+=("$h"); qs+=("$q")
+done
+am=$(median "${as[@]}") hm=$(median "${hs[@]}")
+echo "median, empty endpoint: adsmith-load $am req/s (every body different), h2load $hm req/s (one body):" \
+  "ratio of the medians $(python3 -c "print(f'{$am / $hm:.3f}')"), median of the rounds' ratios $(median "${qs[@]}")"
 echo "load after: $(loadavg)"

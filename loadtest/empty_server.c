@@ -8,6 +8,7 @@
  * without TLS.
  *
  *   adsmith-empty [--listen HOST:PORT] [--threads N] [--max-body BYTES]
+ *                 [--stall-at-ms T --stall-ms S]
  *
  * --listen defaults to 127.0.0.1:0 (a free port). Each of the N worker
  * threads (default 1) runs its own event loop and accepts on its own
@@ -16,6 +17,12 @@
  * --max-body is the daemon's max_body (default 262144); libh2o reads up to
  * twice that before refusing a request, as in the daemon. Runs until killed
  * (SIGTERM, SIGINT).
+ *
+ * --stall-at-ms T --stall-ms S (issue 8, the coordinated-omission test):
+ * once, for the first request that arrives T ms or more after the first
+ * request of all, the handler sleeps S ms before answering, so that worker's
+ * event loop answers nothing for S ms and every request arriving meanwhile
+ * waits (with several threads only the one worker stalls).
  *
  * Exit status: 2 for usage, 1 when it cannot listen.
  */
@@ -26,10 +33,13 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
@@ -49,12 +59,42 @@ struct empty_worker {
 
 static h2o_globalconf_t gconf;
 
+/* The one-off stall: off when stall_ms is 0. first_ns is the first request's
+ * arrival (0 until then), stalled turns true once. */
+static unsigned long stall_at_ms, stall_ms;
+static _Atomic int64_t first_ns;
+static atomic_bool stalled;
+
+static int64_t empty_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Blocks the calling worker's loop for stall_ms, once, when the time has come. */
+static void empty_maybe_stall(void)
+{
+    if (stall_ms == 0 || atomic_load_explicit(&stalled, memory_order_relaxed))
+        return;
+    int64_t now = empty_now_ns(), zero = 0;
+    if (!atomic_compare_exchange_strong(&first_ns, &zero, now) && now - zero >= (int64_t)stall_at_ms * 1000000) {
+        bool was = false;
+        if (atomic_compare_exchange_strong(&stalled, &was, true)) {
+            struct timespec ts = {(time_t)(stall_ms / 1000), (long)(stall_ms % 1000) * 1000000};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+                ;
+        }
+    }
+}
+
 static int empty_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t body = h2o_iovec_init(H2O_STRLIT(EMPTY_BODY));
 
     (void)self;
+    empty_maybe_stall();
     /* libh2o has read the whole request body into req->entity before calling
      * a handler; it is discarded with the request's memory pool. */
     req->res.status = 200;
@@ -143,8 +183,10 @@ static int empty_listen(const struct sockaddr_storage *ss, socklen_t len, int *r
 static void empty_usage(FILE *f)
 {
     fputs("usage: adsmith-empty [--listen HOST:PORT] [--threads N] [--max-body BYTES]\n"
+          "                     [--stall-at-ms T --stall-ms S]\n"
           "  an empty libh2o server (h2c and HTTP/1.1): 200 and a fixed body for every request;\n"
-          "  prints \"port N\" on stdout when it listens\n",
+          "  prints \"port N\" on stdout when it listens; with --stall-ms, once, T ms after the\n"
+          "  first request, a worker's loop blocks for S ms (a stalled server, on purpose)\n",
           f);
 }
 
@@ -153,6 +195,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'b'},
+                                         {"stall-at-ms", required_argument, NULL, 'a'},
+                                         {"stall-ms", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *listen_spec = "127.0.0.1:0";
@@ -182,6 +226,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'a':
+        case 's': {
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || *end || optarg[0] == '\0' || optarg[0] == '-' || v > 600000) {
+                fprintf(stderr, "adsmith-empty: --%s: 0-600000 ms\n", c == 'a' ? "stall-at-ms" : "stall-ms");
+                return 2;
+            }
+            *(c == 'a' ? &stall_at_ms : &stall_ms) = v;
+            break;
+        }
         case 'h': empty_usage(stdout); return 0;
         default: empty_usage(stderr); return 2;
         }
